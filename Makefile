@@ -1,0 +1,51 @@
+# OPUS: `make run` starts a server with the embedded defaults, `make test` runs the suite.
+# Everything is installed into .venv; system packages come from apt-get when missing.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+export OPUS_BASE_URL ?= http://$(HOST):$(PORT)
+
+.PHONY: run test install install-test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+	@# python3 runs the callbacks of batch scripts; bash runs the scripts.
+	@command -v bash >/dev/null && command -v python3 >/dev/null
+
+run: install
+	$(BIN)/opus init
+	$(BIN)/opus serve --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/ruff check opus tests bench wsgi.py
+	$(BIN)/ruff format --check opus tests bench wsgi.py
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+lint: install-test
+	$(BIN)/ruff check opus tests bench wsgi.py
+
+format: install-test
+	$(BIN)/ruff format opus tests bench wsgi.py
+	$(BIN)/ruff check --fix opus tests bench wsgi.py
+
+bench: install-test
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,2 @@
+printf '%s\n' "$message" >&2
+exit 1

@@ -1,0 +1,1 @@
+"""The OPUS server: REST API, job service, storage and execution managers."""

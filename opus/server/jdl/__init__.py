@@ -1,0 +1,40 @@
+"""Job definitions (JDL): what each job type takes, uses, generates and runs.
+
+One model (model.py) read from and written to three forms: YAML (primary, edited by hand),
+JSON and the original OPUS VOTable ActivityDescription. Definitions are checked when
+loaded (rules.py); a job's parameters are checked against them by coerce_parameters.
+docs/jdl.md describes the format.
+"""
+
+from .errors import JDLError, ParameterError
+from .files import (
+    FORMATS,
+    dump_definition,
+    format_of,
+    load_definition,
+    parse_definition,
+    save_definition,
+)
+from .model import DATATYPES, GeneratedEntity, JobDefinition, Parameter, UsedEntity
+from .registry import JDLRegistry
+from .rules import validate_definition
+from .validation import coerce_parameters
+
+__all__ = [
+    "DATATYPES",
+    "FORMATS",
+    "GeneratedEntity",
+    "JDLError",
+    "JDLRegistry",
+    "JobDefinition",
+    "Parameter",
+    "ParameterError",
+    "UsedEntity",
+    "coerce_parameters",
+    "dump_definition",
+    "format_of",
+    "load_definition",
+    "parse_definition",
+    "save_definition",
+    "validate_definition",
+]

@@ -1,0 +1,115 @@
+"""The job definition model: what a job type takes, uses, generates and runs.
+
+These dataclasses are the one shape every form (YAML, JSON, VOTable) is read into and
+written from. They hold text exactly as the definition gives it; rules.py checks a
+definition and puts its values in canonical form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The parameter datatypes, in the order an editor should offer them. "file" is not an XML
+# Schema type: such a parameter is given as an upload or a URL and handled by the server.
+DATATYPES: tuple[str, ...] = (
+    "xs:string",
+    "xs:anyURI",
+    "xs:boolean",
+    "xs:int",
+    "xs:long",
+    "xs:short",
+    "xs:unsignedByte",
+    "xs:float",
+    "xs:double",
+    "file",
+)
+
+INTEGER_DATATYPES: frozenset[str] = frozenset({"xs:int", "xs:long", "xs:short", "xs:unsignedByte"})
+FLOAT_DATATYPES: frozenset[str] = frozenset({"xs:float", "xs:double"})
+NUMERIC_DATATYPES: frozenset[str] = INTEGER_DATATYPES | FLOAT_DATATYPES
+
+DEFAULT_EXECUTION_DURATION = 60
+
+
+@dataclass
+class Parameter:
+    """An input parameter: a value given by the client, checked against its datatype."""
+
+    name: str
+    datatype: str = "xs:string"
+    default: str | None = None
+    required: bool = False
+    annotation: str = ""
+    options: list[str] = field(default_factory=list)
+    min: str | None = None
+    max: str | None = None
+    unit: str = ""
+    ucd: str = ""
+    utype: str = ""
+
+
+@dataclass
+class UsedEntity:
+    """An input file (provenance: used entity), given as an upload or a URL."""
+
+    name: str
+    default: str | None = None
+    content_type: str = ""
+    multiplicity: str = "1"
+    # Where the entity comes from; "$ID" stands for the value the client gives.
+    # "file://$ID" means the client uploads the file itself.
+    url: str = ""
+    annotation: str = ""
+
+
+@dataclass
+class GeneratedEntity:
+    """A result: the file(s) the job script writes, found by a name or glob."""
+
+    name: str
+    default: str = ""
+    content_type: str = ""
+    multiplicity: str = "1"
+    annotation: str = ""
+
+
+@dataclass
+class JobDefinition:
+    """A job type: its description, inputs, results, limits and bash script."""
+
+    name: str
+    annotation: str = ""
+    version: str = "1"
+    doculink: str = ""
+    type: str = ""
+    subtype: str = ""
+    contact_name: str = ""
+    contact_email: str = ""
+    execution_duration: int = DEFAULT_EXECUTION_DURATION  # seconds, 0 = unlimited
+    quote: int | None = None  # seconds, the expected run time, when known
+    script: str = ""
+    parameters: list[Parameter] = field(default_factory=list)
+    used: list[UsedEntity] = field(default_factory=list)
+    generated: list[GeneratedEntity] = field(default_factory=list)
+
+    def parameter(self, name: str) -> Parameter | None:
+        """The parameter called ``name``, or None."""
+        return next((p for p in self.parameters if p.name == name), None)
+
+    def used_entity(self, name: str) -> UsedEntity | None:
+        """The used entity (input file) called ``name``, or None."""
+        return next((u for u in self.used if u.name == name), None)
+
+    def generated_entity(self, name: str) -> GeneratedEntity | None:
+        """The generated entity (result) called ``name``, or None."""
+        return next((g for g in self.generated if g.name == name), None)
+
+    def file_inputs(self) -> list[str]:
+        """Names of the inputs the server receives as uploads or URLs, not as plain values.
+
+        These are the used entities and the parameters of datatype ``file``;
+        coerce_parameters does not handle them.
+        """
+        return [u.name for u in self.used] + [
+            p.name for p in self.parameters if p.datatype == "file"
+        ]

@@ -1,0 +1,292 @@
+"""The rules a job definition must follow, checked whatever form it was read from.
+
+validate_definition checks a JobDefinition and returns a copy with every value in
+canonical form (defaults, options, min and max as coerce_parameters would give them,
+script with LF line ends), so that all three forms read back to equal definitions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+from .errors import JDLError
+from .model import (
+    DATATYPES,
+    NUMERIC_DATATYPES,
+    GeneratedEntity,
+    JobDefinition,
+    Parameter,
+    UsedEntity,
+)
+from .validation import InvalidValue, canonical_value, check_value, number, text_problem
+
+JOB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+# Parameter and entity names become shell variables of the job script.
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A result is looked for in the job directory: a plain name or glob, never a path.
+RESULT_GLOB = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.*?\[\]-]*")
+MULTIPLICITY = re.compile(r"[0-9]+|\*|[0-9]+\.\.(?:[0-9]+|\*)")
+_MIME_WORD = r"[A-Za-z0-9!#$&^_.+-]+"
+CONTENT_TYPE = re.compile(
+    rf"{_MIME_WORD}/(?:{_MIME_WORD}|\*)(?:\s*;\s*{_MIME_WORD}=(?:{_MIME_WORD}|\"[^\"\r\n]*\"))*"
+)
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+# UWS control parameters: a job parameter of that name could not be told apart from them.
+UWS_RESERVED: frozenset[str] = frozenset(
+    {
+        "phase",
+        "runid",
+        "executionduration",
+        "destruction",
+        "quote",
+        "action",
+        "owner",
+        "wait",
+        "last",
+        "after",
+    }
+)
+# Variables the job's shell, the batch system or OPUS itself set or read (case-insensitive).
+RESERVED_PREFIXES: tuple[str, ...] = ("JOB_", "OPUS_", "BASH", "SLURM_")
+# Shell variables with a meaning (or read-only in bash); shell names are case-sensitive.
+SHELL_RESERVED: frozenset[str] = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "IFS",
+        "SHELL",
+        "ENV",
+        "PS1",
+        "PS2",
+        "PS3",
+        "PS4",
+        "PWD",
+        "OLDPWD",
+        "CDPATH",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "PYTHONPATH",
+        "TMPDIR",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LC_ALL",
+        "UID",
+        "EUID",
+        "PPID",
+        "SHELLOPTS",
+        "RANDOM",
+        "SECONDS",
+        "LINENO",
+        "FUNCNAME",
+        "GROUPS",
+        "PIPESTATUS",
+        "OPTARG",
+        "OPTIND",
+        "HOSTNAME",
+    }
+)
+
+
+def reserved_reason(name: str) -> str | None:
+    """Why ``name`` cannot name a parameter or entity, or None when it can."""
+    if name.lower() in UWS_RESERVED:
+        return f"{name!r} is a UWS control parameter"
+    if name.upper().startswith(RESERVED_PREFIXES):
+        prefixes = ", ".join(RESERVED_PREFIXES)
+        return f"{name!r} is reserved: names may not start with {prefixes} (in any case)"
+    if name in SHELL_RESERVED:
+        return f"{name!r} is a shell variable with a special meaning"
+    return None
+
+
+def validate_definition(jd: JobDefinition) -> JobDefinition:
+    """Check every rule of a definition; return a copy in canonical form.
+
+    Raises JDLError naming the field (the caller adds the file name).
+    """
+    if not isinstance(jd.name, str) or not JOB_NAME.fullmatch(jd.name):
+        raise JDLError(
+            f"{jd.name!r} is not a job name (a letter, then up to 63 letters, digits, _ or -)",
+            field="name",
+        )
+    for field_name in ("annotation", "version", "type", "subtype", "contact_name"):
+        _check_text(getattr(jd, field_name), field_name)
+    for field_name in ("version", "type", "subtype", "contact_name", "contact_email"):
+        _check_one_line(getattr(jd, field_name), field_name)
+    if jd.doculink:
+        _check_url(jd.doculink, "doculink", schemes=("http", "https"))
+    if jd.contact_email and not EMAIL.fullmatch(jd.contact_email):
+        raise JDLError(f"{jd.contact_email!r} is not an e-mail address", field="contact_email")
+    _check_seconds(jd.execution_duration, "execution_duration")
+    if jd.quote is not None:
+        _check_seconds(jd.quote, "quote")
+    script = jd.script.replace("\r\n", "\n")
+    _check_text(script, "script")
+    if not script.strip():
+        raise JDLError(
+            "the job has no script (give it inline or in a NAME.sh file next to the definition)",
+            field="script",
+        )
+    _check_unique_names(jd)
+    return replace(
+        jd,
+        script=script,
+        parameters=[_checked_parameter(p, f"parameters[{i}]") for i, p in enumerate(jd.parameters)],
+        used=[_checked_used(u, f"used[{i}]") for i, u in enumerate(jd.used)],
+        generated=[_checked_generated(g, f"generated[{i}]") for i, g in enumerate(jd.generated)],
+    )
+
+
+def _check_text(value: str, field: str) -> None:
+    problem = text_problem(value)
+    if problem:
+        raise JDLError(problem, field=field)
+
+
+def _check_one_line(value: str, field: str) -> None:
+    if "\n" in value or "\r" in value:
+        raise JDLError("must be a single line", field=field)
+    _check_text(value, field)
+
+
+def _check_url(value: str, field: str, schemes: tuple[str, ...] | None = None) -> None:
+    # The doculink is shown as a link in the web client: only http(s), never javascript:.
+    _check_one_line(value, field)
+    try:
+        scheme = urlsplit(value).scheme.lower()
+    except ValueError as error:
+        raise JDLError(f"{value!r} is not a URL ({error})", field=field) from None
+    if not scheme or (schemes and scheme not in schemes):
+        wanted = " or ".join(f"{s}:" for s in schemes) if schemes else "a scheme such as https:"
+        raise JDLError(f"{value!r} is not a URL starting with {wanted}", field=field)
+
+
+def _check_seconds(value: object, field: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise JDLError(
+            f"{value!r} is not a whole number of seconds >= 0 (0 = unlimited)", field=field
+        )
+
+
+def _check_variable_name(name: object, field: str) -> None:
+    if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
+        raise JDLError(
+            f"{name!r} is not a valid name (a letter or _, then letters, digits or _; "
+            "it becomes a shell variable)",
+            field=field,
+        )
+    reason = reserved_reason(name)
+    if reason:
+        raise JDLError(reason, field=field)
+
+
+def _check_unique_names(jd: JobDefinition) -> None:
+    # Parameters and inputs become shell variables and results may too, so they share one
+    # namespace; it is case-insensitive because UWS clients may not keep the case.
+    seen: dict[str, str] = {}
+    groups: list[tuple[str, list[Parameter] | list[UsedEntity] | list[GeneratedEntity]]] = [
+        ("parameters", jd.parameters),
+        ("used", jd.used),
+        ("generated", jd.generated),
+    ]
+    for group, items in groups:
+        for index, item in enumerate(items):
+            field = f"{group}[{index}].name"
+            _check_variable_name(item.name, field)
+            key = item.name.lower()
+            if key in seen:
+                raise JDLError(f"{item.name!r} is already the name of {seen[key]}", field=field)
+            seen[key] = field.removesuffix(".name")
+
+
+def _canonical(datatype: str, raw: str, field: str) -> str:
+    try:
+        return canonical_value(datatype, raw)
+    except InvalidValue as error:
+        raise JDLError(str(error), field=field) from None
+
+
+def _checked_parameter(param: Parameter, where: str) -> Parameter:
+    if param.datatype not in DATATYPES:
+        raise JDLError(
+            f"{param.datatype!r} is not one of {', '.join(DATATYPES)}", field=f"{where}.datatype"
+        )
+    if not isinstance(param.required, bool):
+        raise JDLError(f"{param.required!r} is not true or false", field=f"{where}.required")
+    _check_text(param.annotation, f"{where}.annotation")
+    for attribute in ("unit", "ucd", "utype"):
+        _check_one_line(getattr(param, attribute), f"{where}.{attribute}")
+    datatype = param.datatype
+    if datatype == "file" and (param.options or param.min is not None or param.max is not None):
+        raise JDLError("a file parameter has no options, min or max", field=where)
+    if datatype not in NUMERIC_DATATYPES and (param.min is not None or param.max is not None):
+        raise JDLError(f"min and max only apply to numbers, not {datatype}", field=where)
+
+    options = [
+        _canonical(datatype, option, f"{where}.options[{i}]")
+        for i, option in enumerate(param.options)
+    ]
+    if len(set(options)) != len(options):
+        raise JDLError(f"options repeat a value: {', '.join(options)}", field=f"{where}.options")
+    low = None if param.min is None else _canonical(datatype, param.min, f"{where}.min")
+    high = None if param.max is None else _canonical(datatype, param.max, f"{where}.max")
+    if low is not None and high is not None and number(datatype, low) > number(datatype, high):
+        raise JDLError(f"min {low} is greater than max {high}", field=where)
+    checked = replace(param, options=options, min=low, max=high)
+    if param.default is not None:
+        try:
+            checked.default = check_value(checked, param.default)
+        except InvalidValue as error:
+            raise JDLError(str(error), field=f"{where}.default") from None
+    return checked
+
+
+def _checked_content_type(value: str, field: str, *, several: bool) -> None:
+    # A result's content type is sent as an HTTP header: it must be one clean MIME type.
+    # An input may accept several, separated by commas.
+    if not value:
+        return
+    parts = [part.strip() for part in value.split(",")] if several else [value]
+    for part in parts:
+        if not CONTENT_TYPE.fullmatch(part):
+            raise JDLError(f"{part!r} is not a content type such as text/plain", field=field)
+
+
+def _checked_multiplicity(value: str, field: str) -> str:
+    if value == "":  # older OPUS files leave it empty
+        return "1"
+    if not MULTIPLICITY.fullmatch(value):
+        raise JDLError(f"{value!r} is not a multiplicity (1, 3, *, 0..1, 1..*)", field=field)
+    return value
+
+
+def _checked_used(used: UsedEntity, where: str) -> UsedEntity:
+    _check_text(used.annotation, f"{where}.annotation")
+    # No default is written as an empty value in VOTable: both mean "no default".
+    default = used.default or None
+    if default is not None:
+        _check_one_line(default, f"{where}.default")
+    _checked_content_type(used.content_type, f"{where}.content_type", several=True)
+    if used.url:
+        _check_url(used.url, f"{where}.url")
+        if any(char.isspace() for char in used.url):
+            raise JDLError(f"{used.url!r} contains spaces", field=f"{where}.url")
+    multiplicity = _checked_multiplicity(used.multiplicity, f"{where}.multiplicity")
+    return replace(used, default=default, multiplicity=multiplicity)
+
+
+def _checked_generated(generated: GeneratedEntity, where: str) -> GeneratedEntity:
+    _check_text(generated.annotation, f"{where}.annotation")
+    if not isinstance(generated.default, str) or not RESULT_GLOB.fullmatch(generated.default):
+        raise JDLError(
+            f"{generated.default!r} is not a file name or glob in the job directory "
+            "(letters, digits, _ . - * ? [ ]; no /, not starting with . or -)",
+            field=f"{where}.default",
+        )
+    _checked_content_type(generated.content_type, f"{where}.content_type", several=False)
+    multiplicity = _checked_multiplicity(generated.multiplicity, f"{where}.multiplicity")
+    return replace(generated, multiplicity=multiplicity)

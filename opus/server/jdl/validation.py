@@ -1,0 +1,197 @@
+"""Parameter values: check a raw string against a datatype and give its canonical form.
+
+The same rules serve two callers: coerce_parameters (a client's job parameters, errors are
+ParameterError) and rules.py (a definition's defaults, options, min and max, errors are
+JDLError). Values stay strings: they end up as shell variables and in UWS XML.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from .errors import ParameterError
+from .model import FLOAT_DATATYPES, INTEGER_DATATYPES, JobDefinition, Parameter
+
+INTEGER_RANGES: dict[str, tuple[int, int]] = {
+    "xs:short": (-(2**15), 2**15 - 1),
+    "xs:unsignedByte": (0, 2**8 - 1),
+    "xs:int": (-(2**31), 2**31 - 1),
+    "xs:long": (-(2**63), 2**63 - 1),
+}
+# Largest finite IEEE 754 single and double values; xs:float is not rounded to 32 bits
+# (that would turn "0.1" into "0.10000000149011612"), only kept within its range.
+FLOAT_LIMITS: dict[str, float] = {
+    "xs:float": 3.4028234663852886e38,
+    "xs:double": 1.7976931348623157e308,
+}
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+class InvalidValue(ValueError):
+    """A value does not fit its datatype or limits; the message has no parameter name."""
+
+
+def show(value: str, limit: int = 40) -> str:
+    """Quote a value for a one-line message (repr escapes newlines), shortened if long."""
+    if len(value) > limit:
+        return repr(value[:limit]) + "..."
+    return repr(value)
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (in XML, a shell variable), or None if it can.
+
+    XML 1.0 cannot carry control characters other than tab, newline and carriage return,
+    nor lone surrogates (which also cannot be written as UTF-8).
+    """
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cc" and char not in _ALLOWED_CONTROLS:
+            return f"contains the control character {char!r}"
+        if category == "Cs" or char in "\ufffe\uffff":
+            return f"contains the invalid character {char!r}"
+    return None
+
+
+def canonical_value(datatype: str, raw: str) -> str:
+    """Check ``raw`` against ``datatype`` and return its canonical string form."""
+    if datatype in INTEGER_DATATYPES:
+        return _canonical_integer(datatype, raw)
+    if datatype in FLOAT_DATATYPES:
+        return _canonical_float(datatype, raw)
+    if datatype == "xs:boolean":
+        word = raw.strip().lower()
+        if word in _TRUE:
+            return "true"
+        if word in _FALSE:
+            return "false"
+        raise InvalidValue(f"{show(raw)} is not a boolean (true/false, yes/no, 1/0)")
+    if datatype == "xs:anyURI":
+        return _canonical_uri(raw)
+    # xs:string and file: any text, taken literally.
+    problem = text_problem(raw)
+    if problem:
+        raise InvalidValue(f"{show(raw)} {problem}")
+    return raw
+
+
+def _canonical_integer(datatype: str, raw: str) -> str:
+    text = raw.strip()
+    if not _INTEGER.fullmatch(text):
+        raise InvalidValue(f"{show(raw)} is not an integer ({datatype})")
+    low, high = INTEGER_RANGES[datatype]
+    # The length test keeps absurdly long digit strings from reaching int().
+    digits = text.lstrip("+-").lstrip("0")
+    number = int(text) if len(digits) <= 40 else None
+    if number is None or not low <= number <= high:
+        raise InvalidValue(f"{show(raw)} is out of range for {datatype} ({low}..{high})")
+    return str(number)
+
+
+def _canonical_float(datatype: str, raw: str) -> str:
+    text = raw.strip()
+    # float() alone would also accept "nan", "inf", "1_0" and non-ASCII digits.
+    if not _DECIMAL.fullmatch(text):
+        raise InvalidValue(f"{show(raw)} is not a number ({datatype})")
+    number = float(text)
+    if not math.isfinite(number) or abs(number) > FLOAT_LIMITS[datatype]:
+        raise InvalidValue(f"{show(raw)} is out of range for {datatype}")
+    return repr(number)
+
+
+def _canonical_uri(raw: str) -> str:
+    text = raw.strip()
+    if any(char.isspace() for char in text) or text_problem(text):
+        raise InvalidValue(f"{show(raw)} is not a URI (it contains spaces or control characters)")
+    try:
+        scheme = urlsplit(text).scheme
+    except ValueError as error:
+        raise InvalidValue(f"{show(raw)} is not a URI ({error})") from None
+    if not scheme:
+        raise InvalidValue(f"{show(raw)} is not a URI (no scheme, e.g. https:)")
+    return text
+
+
+def number(datatype: str, canonical: str) -> int | float:
+    """The number a canonical numeric value stands for, for min/max comparisons."""
+    return int(canonical) if datatype in INTEGER_DATATYPES else float(canonical)
+
+
+def check_value(param: Parameter, raw: str) -> str:
+    """Canonical form of ``raw`` for ``param``, checked against its options, min and max.
+
+    The definition's options, min and max are assumed valid (rules.py checks them).
+    """
+    value = canonical_value(param.datatype, raw)
+    if param.options:
+        allowed = [canonical_value(param.datatype, option) for option in param.options]
+        if value not in allowed:
+            raise InvalidValue(f"{show(value)} is not one of {', '.join(allowed)}")
+    if param.min is not None or param.max is not None:
+        given = number(param.datatype, value)
+        if param.min is not None and given < number(param.datatype, param.min):
+            raise InvalidValue(f"{value} is less than the minimum {param.min}")
+        if param.max is not None and given > number(param.datatype, param.max):
+            raise InvalidValue(f"{value} is greater than the maximum {param.max}")
+    return value
+
+
+def _is_empty(param: Parameter, raw: str) -> bool:
+    # An HTML form sends every field, filled or not: an empty number, boolean or URI means
+    # "not given". Text is literal, so an empty xs:string is a value.
+    return param.datatype != "xs:string" and raw.strip() == ""
+
+
+def coerce_parameters(
+    jd: JobDefinition, values: Mapping[str, str], *, partial: bool = False
+) -> dict[str, str]:
+    """Check a job's raw parameters against its definition; return canonical values.
+
+    ``values`` holds the client's parameters, without UWS control parameters and without
+    file inputs (jd.file_inputs()). The result has one entry per non-file parameter of the
+    definition, in definition order: the given value, else the default; an optional
+    parameter with neither is left out. With ``partial=True`` only the given parameters are
+    checked and returned (an update of a PENDING job). Raises ParameterError.
+    """
+    known = {p.name: p for p in jd.parameters if p.datatype != "file"}
+    file_inputs = set(jd.file_inputs())
+    for name, raw in values.items():
+        if name in file_inputs:
+            raise ParameterError(
+                f"parameter {show(name)} of job type {jd.name!r} is a file: "
+                "send it as an upload or a URL"
+            )
+        if name not in known:
+            raise ParameterError(f"unknown parameter {show(name)} for job type {jd.name!r}")
+        if not isinstance(raw, str):
+            raise ParameterError(f"parameter {name!r}: the value must be text")
+
+    result: dict[str, str] = {}
+    for name, param in known.items():
+        raw = values.get(name)
+        if raw is not None and _is_empty(param, raw):
+            if partial and param.default is None:
+                raise ParameterError(f"parameter {name!r}: empty value and no default")
+            raw = None
+        if raw is None:
+            if partial and name not in values:
+                continue
+            if param.default is not None:
+                result[name] = param.default
+            elif param.required:
+                raise ParameterError(f"parameter {name!r} is required for job type {jd.name!r}")
+            continue
+        try:
+            result[name] = check_value(param, raw)
+        except InvalidValue as error:
+            raise ParameterError(f"parameter {name!r}: {error}") from None
+    return result

@@ -1,0 +1,331 @@
+"""The dict form of a job definition, and its YAML and JSON texts.
+
+YAML is the form people edit by hand, so reading is strict about structure (unknown keys
+are errors, to catch typos) and tolerant about scalar types (``default: 1`` is the text
+"1", ``default: true`` is "true"). Writing leaves out empty optional fields.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import JDLError
+from .model import (
+    DEFAULT_EXECUTION_DURATION,
+    GeneratedEntity,
+    JobDefinition,
+    Parameter,
+    UsedEntity,
+)
+
+TOP_KEYS = (
+    "name",
+    "annotation",
+    "version",
+    "doculink",
+    "type",
+    "subtype",
+    "contact_name",
+    "contact_email",
+    "execution_duration",
+    "quote",
+    "parameters",
+    "used",
+    "generated",
+    "script",
+)
+PARAMETER_KEYS = (
+    "name",
+    "datatype",
+    "default",
+    "required",
+    "annotation",
+    "options",
+    "min",
+    "max",
+    "unit",
+    "ucd",
+    "utype",
+)
+USED_KEYS = ("name", "default", "content_type", "multiplicity", "url", "annotation")
+GENERATED_KEYS = ("name", "default", "content_type", "multiplicity", "annotation")
+
+Item = TypeVar("Item")
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _text(value: Any, field: str) -> str:
+    """A scalar as text: YAML may have read ``1`` as an int or ``yes`` as a bool."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    raise JDLError(f"expected a text value, got {type(value).__name__}", field=field)
+
+
+def _optional_text(value: Any, field: str) -> str | None:
+    return None if value is None else _text(value, field)
+
+
+def _text_or_empty(value: Any, field: str) -> str:
+    return "" if value is None else _text(value, field)
+
+
+def _bool(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise JDLError(f"{value!r} is not true or false", field=field)
+
+
+def _seconds(value: Any, field: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise JDLError(f"{value!r} is not a whole number of seconds", field=field)
+
+
+def _mapping(value: Any, field: str | None, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        what = "the definition" if field is None else "each entry"
+        raise JDLError(f"{what} must be a mapping of keys to values", field=field)
+    for key in value:
+        if not isinstance(key, str) or key not in keys:
+            close = difflib.get_close_matches(str(key), keys, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(keys)}"
+            key_field = f"{field}.{key}" if field else str(key)
+            raise JDLError(f"unknown key ({hint})", field=key_field)
+    return value
+
+
+def _items(
+    value: Any, field: str, keys: tuple[str, ...], build: Callable[[dict[str, Any], str], Item]
+) -> list[Item]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise JDLError("must be a list of entries (each starting with '- name: ...')", field=field)
+    return [
+        build(_mapping(entry, f"{field}[{i}]", keys), f"{field}[{i}]")
+        for i, entry in enumerate(value)
+    ]
+
+
+def _parameter(data: dict[str, Any], where: str) -> Parameter:
+    options = data.get("options")
+    if options is None:
+        options = []
+    if not isinstance(options, list):
+        raise JDLError("must be a list of values, e.g. [red, green]", field=f"{where}.options")
+    return Parameter(
+        name=_text_or_empty(data.get("name"), f"{where}.name"),
+        datatype=_text(data.get("datatype", "xs:string"), f"{where}.datatype"),
+        default=_optional_text(data.get("default"), f"{where}.default"),
+        required=_bool(data.get("required", False), f"{where}.required"),
+        annotation=_text_or_empty(data.get("annotation"), f"{where}.annotation"),
+        options=[_text(o, f"{where}.options[{i}]") for i, o in enumerate(options)],
+        min=_optional_text(data.get("min"), f"{where}.min"),
+        max=_optional_text(data.get("max"), f"{where}.max"),
+        unit=_text_or_empty(data.get("unit"), f"{where}.unit"),
+        ucd=_text_or_empty(data.get("ucd"), f"{where}.ucd"),
+        utype=_text_or_empty(data.get("utype"), f"{where}.utype"),
+    )
+
+
+def _used(data: dict[str, Any], where: str) -> UsedEntity:
+    return UsedEntity(
+        name=_text_or_empty(data.get("name"), f"{where}.name"),
+        default=_optional_text(data.get("default"), f"{where}.default"),
+        content_type=_text_or_empty(data.get("content_type"), f"{where}.content_type"),
+        multiplicity=_text(data.get("multiplicity", "1"), f"{where}.multiplicity"),
+        url=_text_or_empty(data.get("url"), f"{where}.url"),
+        annotation=_text_or_empty(data.get("annotation"), f"{where}.annotation"),
+    )
+
+
+def _generated(data: dict[str, Any], where: str) -> GeneratedEntity:
+    return GeneratedEntity(
+        name=_text_or_empty(data.get("name"), f"{where}.name"),
+        default=_text_or_empty(data.get("default"), f"{where}.default"),
+        content_type=_text_or_empty(data.get("content_type"), f"{where}.content_type"),
+        multiplicity=_text(data.get("multiplicity", "1"), f"{where}.multiplicity"),
+        annotation=_text_or_empty(data.get("annotation"), f"{where}.annotation"),
+    )
+
+
+def from_dict(data: Any) -> JobDefinition:
+    """Build a definition from its dict form; checks structure, not the rules."""
+    data = _mapping(data, None, TOP_KEYS)
+    if "name" not in data:
+        raise JDLError("missing: every definition has a name", field="name")
+    quote = data.get("quote")
+    return JobDefinition(
+        name=_text(data["name"], "name"),
+        annotation=_text_or_empty(data.get("annotation"), "annotation"),
+        version=_text_or_empty(data.get("version", "1"), "version"),
+        doculink=_text_or_empty(data.get("doculink"), "doculink"),
+        type=_text_or_empty(data.get("type"), "type"),
+        subtype=_text_or_empty(data.get("subtype"), "subtype"),
+        contact_name=_text_or_empty(data.get("contact_name"), "contact_name"),
+        contact_email=_text_or_empty(data.get("contact_email"), "contact_email"),
+        execution_duration=_seconds(
+            data.get("execution_duration", DEFAULT_EXECUTION_DURATION), "execution_duration"
+        ),
+        quote=None if quote is None else _seconds(quote, "quote"),
+        script=_text_or_empty(data.get("script"), "script"),
+        parameters=_items(data.get("parameters"), "parameters", PARAMETER_KEYS, _parameter),
+        used=_items(data.get("used"), "used", USED_KEYS, _used),
+        generated=_items(data.get("generated"), "generated", GENERATED_KEYS, _generated),
+    )
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """SafeLoader without aliases: a definition never needs them, and a few nested aliases
+    expand to gigabytes (the YAML "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str) -> JobDefinition:
+    """Read the YAML form (checks structure, not the rules)."""
+    try:
+        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        raise JDLError(f"not valid YAML: {' '.join(str(error).split())}") from None
+    return from_dict(data)
+
+
+def parse_json(text: str) -> JobDefinition:
+    """Read the JSON form (checks structure, not the rules)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise JDLError(f"not valid JSON: {error}") from None
+    return from_dict(data)
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def _without_empty(entry: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
+    """Drop None values, and empty texts and lists unless their key is in ``keep``."""
+    return {k: v for k, v in entry.items() if v is not None and (k in keep or v not in ("", []))}
+
+
+def to_dict(jd: JobDefinition, *, include_script: bool = True) -> dict[str, Any]:
+    """The dict form of a definition, leaving out empty fields and usual values
+    (required: false, multiplicity: "1") to keep hand-edited files short."""
+    data: dict[str, Any] = {
+        "name": jd.name,
+        "annotation": jd.annotation,
+        "version": jd.version,
+        "doculink": jd.doculink,
+        "type": jd.type,
+        "subtype": jd.subtype,
+        "contact_name": jd.contact_name,
+        "contact_email": jd.contact_email,
+        "execution_duration": jd.execution_duration,
+        "quote": jd.quote,
+    }
+    data = _without_empty(data, keep=("name", "annotation", "version", "execution_duration"))
+    data["parameters"] = [
+        _without_empty(
+            {
+                "name": p.name,
+                "datatype": p.datatype,
+                "default": p.default,
+                "required": p.required or None,
+                "annotation": p.annotation,
+                "options": list(p.options),
+                "min": p.min,
+                "max": p.max,
+                "unit": p.unit,
+                "ucd": p.ucd,
+                "utype": p.utype,
+            },
+            # An empty default is a value ("" for xs:string); None (dropped) is no default.
+            keep=("name", "datatype", "default"),
+        )
+        for p in jd.parameters
+    ]
+    data["used"] = [
+        _without_empty(
+            {
+                "name": u.name,
+                "default": u.default,
+                "content_type": u.content_type,
+                "multiplicity": None if u.multiplicity == "1" else u.multiplicity,
+                "url": u.url,
+                "annotation": u.annotation,
+            },
+            keep=("name",),
+        )
+        for u in jd.used
+    ]
+    data["generated"] = [
+        _without_empty(
+            {
+                "name": g.name,
+                "default": g.default,
+                "content_type": g.content_type,
+                "multiplicity": None if g.multiplicity == "1" else g.multiplicity,
+                "annotation": g.annotation,
+            },
+            keep=("name", "default"),
+        )
+        for g in jd.generated
+    ]
+    data = _without_empty(data, keep=tuple(data.keys() - {"parameters", "used", "generated"}))
+    if include_script and jd.script:
+        data["script"] = jd.script
+    return data
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper writing multi-line text (scripts, annotations) as literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(jd: JobDefinition, *, include_script: bool = True) -> str:
+    """The YAML form of a definition."""
+    return yaml.dump(
+        to_dict(jd, include_script=include_script),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+    )
+
+
+def dump_json(jd: JobDefinition, *, include_script: bool = True) -> str:
+    """The JSON form of a definition."""
+    return (
+        json.dumps(to_dict(jd, include_script=include_script), indent=2, ensure_ascii=False) + "\n"
+    )

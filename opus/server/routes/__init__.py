@@ -1,0 +1,1 @@
+"""Thin HTTP layer: parse and validate input, check permission, call the JobService."""

@@ -1,0 +1,147 @@
+"""Batch-script generation: the only place where job values become shell source.
+
+Every user-supplied value goes through ``shlex.quote`` here and nowhere else; names
+are checked against ``SHELL_NAME`` (the job definition enforces the same rule when it
+is loaded, this is the last line of defence). The generated script:
+
+1. exports JOB_ID, JOB_DIR, JOB_OUTPUT_DIR and every parameter as a shell variable;
+2. reports EXECUTING to the server (in the background, so a server that is down does
+   not delay the job), runs the job definition's script with its stdout and stderr
+   captured in the job's ``.opus`` directory;
+3. moves files matching the generated entities into JOB_OUTPUT_DIR;
+4. writes the final phase to ``.opus/status`` (read by the reconciler if every
+   callback is lost) and reports COMPLETED or ERROR, retrying with backoff while the
+   server is unreachable.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Generated-entity patterns are checked by the JDL loader; this is the same rule.
+SAFE_GLOB = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.*?\[\]-]*$")
+
+INTERNAL_DIR = ".opus"
+RESULTS_DIR = "results"
+BATCH_SCRIPT = "batch.sh"
+JOB_SCRIPT = "script.sh"
+STDOUT_FILE = "stdout"
+STDERR_FILE = "stderr"
+STATUS_FILE = "status"
+BATCH_LOG = "batch.log"
+
+# The callback client, run by python3 on the execution host. It retries with
+# exponential backoff while the server is unreachable or answers 5xx, and gives up on
+# a 4xx (the server refused: the job was aborted or deleted meanwhile).
+SIGNAL_CLIENT = r"""
+import sys, time, urllib.error, urllib.parse, urllib.request
+url, job_id, token, phase, message, give_up_after = sys.argv[1:7]
+body = urllib.parse.urlencode(
+    {"jobid": job_id, "phase": phase, "message": message, "token": token}
+).encode()
+deadline = time.monotonic() + float(give_up_after)
+delay = 0.5
+while True:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=30):
+            sys.exit(0)
+    except urllib.error.HTTPError as exc:
+        if 400 <= exc.code < 500 and exc.code not in (408, 429):
+            print(f"opus: signal {phase} refused: HTTP {exc.code}", file=sys.stderr)
+            sys.exit(2)
+        error = f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        error = str(exc)
+    if time.monotonic() + delay > deadline:
+        print(f"opus: signal {phase} not delivered: {error}", file=sys.stderr)
+        sys.exit(1)
+    time.sleep(delay)
+    delay = min(delay * 2, 30.0)
+"""
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """What the batch script needs to know about one job."""
+
+    job_id: str
+    job_dir: Path
+    signal_url: str
+    token: str
+    parameters: Mapping[str, str]
+    result_patterns: Sequence[str]
+    signal_retry_seconds: int
+
+
+def q(value: str) -> str:
+    """Shell-quote one value (the single quoting function of OPUS)."""
+    return shlex.quote(value)
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a safe shell variable name, else raise ValueError."""
+    if not SHELL_NAME.match(name):
+        raise ValueError(f"unsafe shell variable name {name!r}")
+    return name
+
+
+def render_batch_script(job: BatchJob) -> str:
+    """The bash source of a job's batch script."""
+    internal = job.job_dir / INTERNAL_DIR
+    lines = [
+        "#!/bin/bash",
+        f"# OPUS batch script for job {job.job_id}; generated, do not edit.",
+        f"export JOB_ID={q(job.job_id)}",
+        f"export JOB_DIR={q(str(job.job_dir))}",
+        f"export JOB_OUTPUT_DIR={q(str(job.job_dir / RESULTS_DIR))}",
+        f"OPUS_INTERNAL={q(str(internal))}",
+        f"OPUS_SIGNAL_URL={q(job.signal_url)}",
+        # The token is not exported: the job's own script has no use for it.
+        f"OPUS_TOKEN={q(job.token)}",
+        f"OPUS_SIGNAL_RETRY={int(job.signal_retry_seconds)}",
+        f"OPUS_SIGNAL_CLIENT={q(SIGNAL_CLIENT)}",
+        "opus_signal() {",
+        '  python3 -c "$OPUS_SIGNAL_CLIENT" "$OPUS_SIGNAL_URL" "$JOB_ID" "$OPUS_TOKEN" \\',
+        '    "$1" "${2:-}" "$OPUS_SIGNAL_RETRY" >> "$OPUS_INTERNAL/signal.log" 2>&1',
+        "}",
+        'cd "$JOB_DIR" || exit 1',
+        'mkdir -p "$JOB_OUTPUT_DIR"',
+        "opus_signal EXECUTING &",
+        "opus_executing_pid=$!",
+    ]
+    for name, value in job.parameters.items():
+        lines.append(f"export {check_name(name)}={q(value)}")
+    lines += [
+        "set +e",
+        f'bash "$OPUS_INTERNAL/{JOB_SCRIPT}" > "$OPUS_INTERNAL/{STDOUT_FILE}" '
+        f'2> "$OPUS_INTERNAL/{STDERR_FILE}" < /dev/null',
+        "opus_status=$?",
+        "shopt -s nullglob",
+    ]
+    for pattern in job.result_patterns:
+        if not SAFE_GLOB.match(pattern):
+            raise ValueError(f"unsafe result pattern {pattern!r}")
+        # The pattern is left unquoted on purpose so that bash expands the glob; the
+        # check above guarantees it holds no shell syntax besides * ? [ ].
+        lines.append(
+            f'for f in {pattern}; do [ -f "$f" ] && mv -f -- "$f" "$JOB_OUTPUT_DIR/"; done'
+        )
+    lines += [
+        'wait "$opus_executing_pid"',
+        "if [ $opus_status -eq 0 ]; then",
+        f'  echo COMPLETED > "$OPUS_INTERNAL/{STATUS_FILE}"',
+        "  opus_signal COMPLETED",
+        "else",
+        '  opus_message="the job script exited with status $opus_status"',
+        f'  printf "ERROR\\n%s\\n" "$opus_message" > "$OPUS_INTERNAL/{STATUS_FILE}"',
+        '  opus_signal ERROR "$opus_message"',
+        "fi",
+        "exit $opus_status",
+        "",
+    ]
+    return "\n".join(lines)

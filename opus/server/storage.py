@@ -1,0 +1,416 @@
+"""SQLAlchemy models and JobStore: every SQL statement of OPUS lives here.
+
+One engine per process. SQLite runs in WAL mode with a busy timeout; no SQLite-only
+SQL is used, so PostgreSQL works with the same code. Write transactions start with
+their write (an INSERT or a conditional UPDATE), which keeps SQLite from failing
+lock upgrades under concurrent requests. Phase changes are compare-and-set
+(``UPDATE … WHERE phase IN (…)``) so that a signal and the reconciler never both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from opus.server.phases import Phase
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes, stored naive-UTC (portable across databases)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the OPUS tables."""
+
+
+class JobRow(Base):
+    """A UWS job."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jobname: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(Text, default=None)
+    owner: Mapped[str] = mapped_column(String(255))
+    phase: Mapped[str] = mapped_column(String(16))
+    creation_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    destruction_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    quote: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When the phase last changed: lets the reconciler give a new phase a grace time.
+    phase_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    execution_duration: Mapped[int] = mapped_column(Integer)
+    error_type: Mapped[str | None] = mapped_column(String(16), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    token_hash: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        # Job lists: per job type, newest first, optionally by phase.
+        Index("ix_jobs_list", "jobname", "creation_time", "id"),
+        Index("ix_jobs_list_phase", "jobname", "phase", "creation_time", "id"),
+        # Reconciler (active jobs), destruction sweep, per-owner limits.
+        Index("ix_jobs_phase", "phase"),
+        Index("ix_jobs_destruction", "destruction_time"),
+        Index("ix_jobs_owner_phase", "owner", "phase"),
+    )
+
+
+class ParameterRow(Base):
+    """A job parameter (value as text, no length limit)."""
+
+    __tablename__ = "job_parameters"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    by_reference: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ResultRow(Base):
+    """A file a job produced, registered when it ended."""
+
+    __tablename__ = "job_results"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    result_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+@dataclass(frozen=True)
+class Job:
+    """A stored job, detached from the database session."""
+
+    id: str
+    jobname: str
+    run_id: str | None
+    owner: str
+    phase: Phase
+    creation_time: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+    destruction_time: datetime | None
+    quote: datetime | None
+    phase_time: datetime
+    execution_duration: int
+    error_type: str | None
+    error_message: str | None
+    external_id: str | None
+    token_hash: str
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A stored job parameter."""
+
+    name: str
+    value: str
+    by_reference: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    """A stored job result; ``path`` is relative to the job directory."""
+
+    result_id: str
+    path: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class JobListEntry:
+    """The columns a job list shows."""
+
+    job_id: str
+    phase: str
+    run_id: str | None
+    owner: str
+    creation_time: datetime
+
+
+_JOB_COLUMNS = [c for c in JobRow.__table__.columns]
+
+
+def _job_from_row(row: Any) -> Job:
+    values = dict(row._mapping)
+    values["phase"] = Phase(values["phase"])
+    return Job(**values)
+
+
+def make_engine(url: str) -> Engine:
+    """The process's engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=20, max_overflow=40)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=40)
+
+
+class JobStore:
+    """All reads and writes of jobs, parameters and results."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        """Create the tables that do not exist yet."""
+        Base.metadata.create_all(self.engine)
+
+    # -- jobs ---------------------------------------------------------------------
+
+    def insert_job(self, job: Job, parameters: Iterable[Parameter]) -> None:
+        """Store a new job and its parameters in one transaction.
+
+        Raises sqlalchemy.exc.IntegrityError when the id is already taken.
+        """
+        values = {c.name: getattr(job, c.name) for c in _JOB_COLUMNS}
+        values["phase"] = job.phase.value
+        rows = [
+            {"job_id": job.id, "name": p.name, "value": p.value, "by_reference": p.by_reference}
+            for p in parameters
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(JobRow), [values])
+            if rows:
+                conn.execute(insert(ParameterRow), rows)
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_JOB_COLUMNS).where(JobRow.id == job_id)).first()
+        return None if row is None else _job_from_row(row)
+
+    def job_exists(self, job_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(JobRow.id).where(JobRow.id == job_id)).first() is not None
+
+    def change_phase(
+        self,
+        job_id: str,
+        allowed_from: Collection[Phase],
+        new_phase: Phase,
+        fields: Mapping[str, Any] | None = None,
+        results: Iterable[Result] = (),
+    ) -> bool:
+        """Set the phase if the job is in one of ``allowed_from``; True if it changed.
+
+        Other columns in ``fields`` and the job's results are written in the same
+        transaction, so that a waiter woken by the phase sees them.
+        """
+        values = dict(fields or {})
+        values["phase"] = new_phase.value
+        values.setdefault("phase_time", datetime.now(UTC))
+        statement = (
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.phase.in_([p.value for p in allowed_from]))
+            .values(**values)
+        )
+        with self.engine.begin() as conn:
+            changed = conn.execute(statement).rowcount == 1
+            result_rows = [
+                {
+                    "job_id": job_id,
+                    "result_id": r.result_id,
+                    "path": r.path,
+                    "content_type": r.content_type,
+                    "size": r.size,
+                    "sha256": r.sha256,
+                }
+                for r in results
+            ]
+            if changed and result_rows:
+                conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
+                conn.execute(insert(ResultRow), result_rows)
+        return changed
+
+    def update_job(
+        self, job_id: str, fields: Mapping[str, Any], only_in: Collection[Phase] | None = None
+    ) -> bool:
+        """Update columns of a job (only while in ``only_in`` phases when given)."""
+        statement = update(JobRow).where(JobRow.id == job_id).values(**fields)
+        if only_in is not None:
+            statement = statement.where(JobRow.phase.in_([p.value for p in only_in]))
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def delete_job(self, job_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
+            conn.execute(delete(ParameterRow).where(ParameterRow.job_id == job_id))
+            conn.execute(delete(JobRow).where(JobRow.id == job_id))
+
+    def list_jobs(
+        self,
+        jobname: str,
+        phases: Collection[Phase] = (),
+        after: datetime | None = None,
+        last: int | None = None,
+        owner: str | None = None,
+    ) -> Iterator[JobListEntry]:
+        """Stream a job list: oldest first, or the ``last`` newest, newest first.
+
+        ``phases`` empty means every phase except ARCHIVED. The rows are fetched in
+        batches while the caller iterates, so memory does not grow with the list.
+        """
+        statement = select(
+            JobRow.id, JobRow.phase, JobRow.run_id, JobRow.owner, JobRow.creation_time
+        ).where(JobRow.jobname == jobname)
+        if phases:
+            statement = statement.where(JobRow.phase.in_([p.value for p in phases]))
+        else:
+            statement = statement.where(JobRow.phase != Phase.ARCHIVED.value)
+        if after is not None:
+            statement = statement.where(JobRow.creation_time > after)
+        if owner is not None:
+            statement = statement.where(JobRow.owner == owner)
+        if last is not None:
+            statement = statement.order_by(
+                JobRow.creation_time.desc(), JobRow.id.desc()
+            ).limit(last)
+        else:
+            statement = statement.order_by(JobRow.creation_time, JobRow.id)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=1000).execute(statement)
+            for row in result:
+                yield JobListEntry(*row)
+
+    def running_jobs(self, phases: Collection[Phase]) -> list[Job]:
+        """Jobs in the given phases (the reconciler's working set)."""
+        statement = select(*_JOB_COLUMNS).where(JobRow.phase.in_([p.value for p in phases]))
+        with self.engine.connect() as conn:
+            return [_job_from_row(row) for row in conn.execute(statement)]
+
+    def expired_job_ids(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of jobs whose destruction time has passed (ARCHIVED ones excluded)."""
+        statement = (
+            select(JobRow.id)
+            .where(JobRow.destruction_time < now, JobRow.phase != Phase.ARCHIVED.value)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement).scalars())
+
+    def count_jobs(self, owner: str, phases: Collection[Phase]) -> int:
+        statement = select(func.count()).where(
+            JobRow.owner == owner, JobRow.phase.in_([p.value for p in phases])
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    # -- parameters and results ---------------------------------------------------
+
+    def get_parameters(self, job_id: str) -> list[Parameter]:
+        statement = (
+            select(ParameterRow.name, ParameterRow.value, ParameterRow.by_reference)
+            .where(ParameterRow.job_id == job_id)
+            .order_by(ParameterRow.name)
+        )
+        with self.engine.connect() as conn:
+            return [Parameter(*row) for row in conn.execute(statement)]
+
+    def set_parameters(
+        self, job_id: str, parameters: Iterable[Parameter], only_in: Collection[Phase]
+    ) -> bool:
+        """Replace some parameters of a job, only while it is in ``only_in`` phases.
+
+        The phase check is the transaction's first statement (a no-op UPDATE that takes
+        the write lock), so a RUN racing with the change cannot slip in between.
+        """
+        allowed = [p.value for p in only_in]
+        with self.engine.begin() as conn:
+            guard = (
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.phase.in_(allowed))
+                .values(phase=JobRow.phase)
+            )
+            if conn.execute(guard).rowcount != 1:
+                return False
+            for param in parameters:
+                conn.execute(
+                    delete(ParameterRow).where(
+                        ParameterRow.job_id == job_id, ParameterRow.name == param.name
+                    )
+                )
+                conn.execute(
+                    insert(ParameterRow).values(
+                        job_id=job_id,
+                        name=param.name,
+                        value=param.value,
+                        by_reference=param.by_reference,
+                    )
+                )
+        return True
+
+    def get_results(self, job_id: str) -> list[Result]:
+        statement = (
+            select(
+                ResultRow.result_id,
+                ResultRow.path,
+                ResultRow.content_type,
+                ResultRow.size,
+                ResultRow.sha256,
+            )
+            .where(ResultRow.job_id == job_id)
+            .order_by(ResultRow.result_id)
+        )
+        with self.engine.connect() as conn:
+            return [Result(*row) for row in conn.execute(statement)]
+
+    def delete_results(self, job_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
