@@ -15,7 +15,7 @@ import os
 import runpy
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -66,13 +66,11 @@ class Settings:
 
     @property
     def jdl_path(self) -> Path:
-        assert self.JDL_PATH is not None  # set by __post_init__
-        return self.JDL_PATH
+        return cast(Path, self.JDL_PATH)  # always set by __post_init__
 
     @property
     def jobs_path(self) -> Path:
-        assert self.JOBS_PATH is not None  # set by __post_init__
-        return self.JOBS_PATH
+        return cast(Path, self.JOBS_PATH)  # always set by __post_init__
 
 
 SETTING_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
@@ -103,9 +101,7 @@ def convert(key: str, raw: Any) -> Any:
     return raw
 
 
-def load_settings(
-    environ: dict[str, str] | None = None, **overrides: Any
-) -> Settings:
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
     """Build the settings from defaults, the OPUS_SETTINGS file and OPUS_* variables."""
     env = dict(os.environ if environ is None else environ)
     values: dict[str, Any] = {}

@@ -20,7 +20,10 @@ def current_owner(request: bottle.BaseRequest, settings: Settings) -> str:
     raise bottle.HTTPResponse(
         status=401,
         body="authentication required\n",
-        headers={"Content-Type": "text/plain; charset=UTF-8", "WWW-Authenticate": 'Basic realm="OPUS"'},
+        headers={
+            "Content-Type": "text/plain; charset=UTF-8",
+            "WWW-Authenticate": 'Basic realm="OPUS"',
+        },
     )
 
 

@@ -27,9 +27,7 @@ class Phase(StrEnum):
 # Phases in which the job may still change by itself (WAIT blocks on these).
 ACTIVE = frozenset({Phase.PENDING, Phase.QUEUED, Phase.EXECUTING})
 # Phases in which the manager holds the job: the reconciler asks about these.
-RUNNING = frozenset(
-    {Phase.QUEUED, Phase.EXECUTING, Phase.HELD, Phase.SUSPENDED, Phase.UNKNOWN}
-)
+RUNNING = frozenset({Phase.QUEUED, Phase.EXECUTING, Phase.HELD, Phase.SUSPENDED, Phase.UNKNOWN})
 TERMINAL = frozenset({Phase.COMPLETED, Phase.ERROR, Phase.ABORTED, Phase.ARCHIVED})
 
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {

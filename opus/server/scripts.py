@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Generated-entity patterns are checked by the JDL loader; this is the same rule.
-SAFE_GLOB = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.*?\[\]-]*$")
+SAFE_GLOB = re.compile(r"[A-Za-z0-9_*?[][A-Za-z0-9_.*?\[\]-]*")
 
 INTERNAL_DIR = ".opus"
 RESULTS_DIR = "results"
@@ -34,13 +34,16 @@ STDOUT_FILE = "stdout"
 STDERR_FILE = "stderr"
 STATUS_FILE = "status"
 BATCH_LOG = "batch.log"
+TOKEN_FILE = "token"  # noqa: S105 - a file name, not a secret
 
-# The callback client, run by python3 on the execution host. It retries with
+# The callback client when curl is missing, run by python3 on the execution host. It retries with
 # exponential backoff while the server is unreachable or answers 5xx, and gives up on
 # a 4xx (the server refused: the job was aborted or deleted meanwhile).
 SIGNAL_CLIENT = r"""
 import sys, time, urllib.error, urllib.parse, urllib.request
-url, job_id, token, phase, message, give_up_after = sys.argv[1:7]
+url, job_id, token_file, phase, message, give_up_after = sys.argv[1:7]
+with open(token_file) as handle:
+    token = handle.read().strip()
 body = urllib.parse.urlencode(
     {"jobid": job_id, "phase": phase, "message": message, "token": token}
 ).encode()
@@ -72,7 +75,6 @@ class BatchJob:
     job_id: str
     job_dir: Path
     signal_url: str
-    token: str
     parameters: Mapping[str, str]
     result_patterns: Sequence[str]
     signal_retry_seconds: int
@@ -85,7 +87,7 @@ def q(value: str) -> str:
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a safe shell variable name, else raise ValueError."""
-    if not SHELL_NAME.match(name):
+    if not SHELL_NAME.fullmatch(name):
         raise ValueError(f"unsafe shell variable name {name!r}")
     return name
 
@@ -101,13 +103,21 @@ def render_batch_script(job: BatchJob) -> str:
         f"export JOB_OUTPUT_DIR={q(str(job.job_dir / RESULTS_DIR))}",
         f"OPUS_INTERNAL={q(str(internal))}",
         f"OPUS_SIGNAL_URL={q(job.signal_url)}",
-        # The token is not exported: the job's own script has no use for it.
-        f"OPUS_TOKEN={q(job.token)}",
         f"OPUS_SIGNAL_RETRY={int(job.signal_retry_seconds)}",
         f"OPUS_SIGNAL_CLIENT={q(SIGNAL_CLIENT)}",
+        # Callbacks read the job's token from its file (never from the command line,
+        # which other users of the host can see). curl retries connection failures,
+        # timeouts and 5xx with exponential backoff, and stops on a 4xx refusal.
         "opus_signal() {",
-        '  python3 -c "$OPUS_SIGNAL_CLIENT" "$OPUS_SIGNAL_URL" "$JOB_ID" "$OPUS_TOKEN" \\',
-        '    "$1" "${2:-}" "$OPUS_SIGNAL_RETRY" >> "$OPUS_INTERNAL/signal.log" 2>&1',
+        "  if command -v curl > /dev/null 2>&1; then",
+        "    curl -sS -o /dev/null --fail --max-time 30 --retry 1000000 --retry-connrefused \\",
+        '      --retry-max-time "$OPUS_SIGNAL_RETRY" --data-urlencode "jobid=$JOB_ID" \\',
+        '      --data-urlencode "phase=$1" --data-urlencode "message=${2:-}" \\',
+        f'      --data-urlencode "token@$OPUS_INTERNAL/{TOKEN_FILE}" "$OPUS_SIGNAL_URL"',
+        "  else",
+        '    python3 -c "$OPUS_SIGNAL_CLIENT" "$OPUS_SIGNAL_URL" "$JOB_ID" \\',
+        f'      "$OPUS_INTERNAL/{TOKEN_FILE}" "$1" "${{2:-}}" "$OPUS_SIGNAL_RETRY"',
+        '  fi >> "$OPUS_INTERNAL/signal.log" 2>&1',
         "}",
         'cd "$JOB_DIR" || exit 1',
         'mkdir -p "$JOB_OUTPUT_DIR"',
@@ -124,7 +134,7 @@ def render_batch_script(job: BatchJob) -> str:
         "shopt -s nullglob",
     ]
     for pattern in job.result_patterns:
-        if not SAFE_GLOB.match(pattern):
+        if not SAFE_GLOB.fullmatch(pattern):
             raise ValueError(f"unsafe result pattern {pattern!r}")
         # The pattern is left unquoted on purpose so that bash expands the glob; the
         # check above guarantees it holds no shell syntax besides * ? [ ].
@@ -132,15 +142,15 @@ def render_batch_script(job: BatchJob) -> str:
             f'for f in {pattern}; do [ -f "$f" ] && mv -f -- "$f" "$JOB_OUTPUT_DIR/"; done'
         )
     lines += [
-        'wait "$opus_executing_pid"',
         "if [ $opus_status -eq 0 ]; then",
-        f'  echo COMPLETED > "$OPUS_INTERNAL/{STATUS_FILE}"',
-        "  opus_signal COMPLETED",
+        "  opus_phase=COMPLETED opus_message=",
         "else",
-        '  opus_message="the job script exited with status $opus_status"',
-        f'  printf "ERROR\\n%s\\n" "$opus_message" > "$OPUS_INTERNAL/{STATUS_FILE}"',
-        '  opus_signal ERROR "$opus_message"',
+        '  opus_phase=ERROR opus_message="the job script exited with status $opus_status"',
         "fi",
+        f'printf "%s\\n%s\\n" "$opus_phase" "$opus_message" > "$OPUS_INTERNAL/{STATUS_FILE}"',
+        # EXECUTING must reach the server before the final phase does.
+        'wait "$opus_executing_pid"',
+        'opus_signal "$opus_phase" "$opus_message"',
         "exit $opus_status",
         "",
     ]

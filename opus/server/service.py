@@ -39,6 +39,7 @@ from opus.server.scripts import (
     JOB_SCRIPT,
     RESULTS_DIR,
     STDERR_FILE,
+    TOKEN_FILE,
     BatchJob,
     render_batch_script,
 )
@@ -209,7 +210,9 @@ class JobService:
                 external_id=None,
                 token_hash=hash_token(token),
             )
-            (job_dir / INTERNAL_DIR / "token").write_text(token)
+            token_file = job_dir / INTERNAL_DIR / TOKEN_FILE
+            token_file.touch(mode=0o600)
+            token_file.write_text(token)
             self.store.insert_job(job, stored)
         except IntegrityError:  # pragma: no cover - the directory already claimed the id
             inputs.remove_tree(job_dir)
@@ -331,7 +334,6 @@ class JobService:
 
     def _write_scripts(self, job: Job, jdl: JobDefinition, job_dir: Path) -> Path:
         internal = job_dir / INTERNAL_DIR
-        token = (internal / "token").read_text()
         try:
             local_names = json.loads((internal / INPUTS_FILE).read_text())
         except (OSError, ValueError):
@@ -343,7 +345,6 @@ class JobService:
                 job_id=job.id,
                 job_dir=job_dir,
                 signal_url=f"{self.settings.BASE_URL}/handler/job_event",
-                token=token,
                 parameters=variables,
                 result_patterns=[g.default for g in jdl.generated if g.default],
                 signal_retry_seconds=self.settings.SIGNAL_RETRY_SECONDS,
@@ -570,8 +571,11 @@ class JobService:
         if job.external_id is None:
             if job.phase == Phase.QUEUED and now - job.phase_time > SUBMIT_GRACE:
                 message = "the job was never submitted (server stopped during submission)"
-                if self._change(job.id, Phase.ERROR, {"end_time": now, "error_message": message,
-                                                      "error_type": "transient"}):
+                if self._change(
+                    job.id,
+                    Phase.ERROR,
+                    {"end_time": now, "error_message": message, "error_type": "transient"},
+                ):
                     report.changed.append(job.id)
             return
         started = job.start_time or (job.phase_time if job.phase == Phase.EXECUTING else None)
@@ -616,7 +620,9 @@ class JobService:
             if job.phase in RUNNING:
                 self._manager_abort(job)
             fields = {"end_time": job.end_time or now}
-            if self._change(job_id, Phase.ARCHIVED, fields, allowed_from=set(Phase) - {Phase.ARCHIVED}):
+            if self._change(
+                job_id, Phase.ARCHIVED, fields, allowed_from=set(Phase) - {Phase.ARCHIVED}
+            ):
                 self.store.delete_results(job_id)
                 inputs.remove_tree(self.job_dir(job_id))
                 report.archived.append(job_id)

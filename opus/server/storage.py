@@ -98,9 +98,7 @@ class ParameterRow(Base):
 
     __tablename__ = "job_parameters"
 
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     by_reference: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -111,9 +109,7 @@ class ResultRow(Base):
 
     __tablename__ = "job_results"
 
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     result_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     path: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str] = mapped_column(String(255))
@@ -186,8 +182,12 @@ def _job_from_row(row: Any) -> Job:
 def make_engine(url: str) -> Engine:
     """The process's engine; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=20, max_overflow=40)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=20,
+            max_overflow=40,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -319,9 +319,9 @@ class JobStore:
         if owner is not None:
             statement = statement.where(JobRow.owner == owner)
         if last is not None:
-            statement = statement.order_by(
-                JobRow.creation_time.desc(), JobRow.id.desc()
-            ).limit(last)
+            statement = statement.order_by(JobRow.creation_time.desc(), JobRow.id.desc()).limit(
+                last
+            )
         else:
             statement = statement.order_by(JobRow.creation_time, JobRow.id)
         with self.engine.connect() as conn:

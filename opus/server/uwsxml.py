@@ -131,9 +131,7 @@ def _parameters_element(parent: etree._Element | None, params: Iterable[Paramete
 
 def _results_element(parent: etree._Element | None, results: Iterable[ResultView]):
     element = (
-        etree.Element(_UWS + "results", nsmap=NSMAP)
-        if parent is None
-        else _sub(parent, "results")
+        etree.Element(_UWS + "results", nsmap=NSMAP) if parent is None else _sub(parent, "results")
     )
     for result in results:
         child = _sub(element, "result")

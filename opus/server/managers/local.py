@@ -9,6 +9,7 @@ batch script wrote; no status file means the process died without reporting.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -121,10 +122,8 @@ class LocalManager(Manager):
         def kill_later() -> None:
             # Whatever ignored SIGTERM is killed; the group id cannot be reused while
             # any member lives, so this cannot hit an unrelated process group.
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             with self._lock:
                 self._reap()
 

@@ -15,7 +15,9 @@ JOBNAME_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,63}"
 
 
 def text(body: str, status: int = 200) -> bottle.HTTPResponse:
-    return bottle.HTTPResponse(body=body, status=status, headers={"Content-Type": TEXT_CONTENT_TYPE})
+    return bottle.HTTPResponse(
+        body=body, status=status, headers={"Content-Type": TEXT_CONTENT_TYPE}
+    )
 
 
 def xml(body: bytes | Iterable[bytes]) -> bottle.HTTPResponse:

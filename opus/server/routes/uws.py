@@ -5,9 +5,9 @@ from __future__ import annotations
 import bottle
 
 from opus.server import auth
-from opus.server.errors import BadRequest, NotFound, Forbidden, PayloadTooLarge
+from opus.server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from opus.server.inputs import Upload
-from opus.server.phases import Phase, parse_phase
+from opus.server.phases import parse_phase
 from opus.server.routes.common import (
     JOB_ID_PATTERN,
     JOBNAME_PATTERN,
@@ -134,9 +134,7 @@ def install(app: bottle.Bottle, service: JobService) -> None:
                 raise BadRequest(f"LAST must be a positive integer, not {last_values[0]!r}")
             last = int(raw)
         entries = service.store.list_jobs(jobname, phases, after, last, owner=caller)
-        refs = (
-            JobRef(e.job_id, e.phase, e.run_id, e.owner, e.creation_time) for e in entries
-        )
+        refs = (JobRef(e.job_id, e.phase, e.run_id, e.owner, e.creation_time) for e in entries)
         return xml(job_list_chunks(refs, list_url(jobname)))
 
     @app.post(J)
@@ -248,7 +246,9 @@ def install(app: bottle.Bottle, service: JobService) -> None:
     def get_parameters(jobname: str, job_id: str):
         job = load_job(jobname, job_id)
         params = service.store.get_parameters(job.id)
-        return xml(parameters_document(ParameterView(p.name, p.value, p.by_reference) for p in params))
+        return xml(
+            parameters_document(ParameterView(p.name, p.value, p.by_reference) for p in params)
+        )
 
     @app.post(f"{JOB}/parameters")
     def post_parameters(jobname: str, job_id: str):
@@ -283,7 +283,9 @@ def install(app: bottle.Bottle, service: JobService) -> None:
         path = service.stream_path(job, which)
         if not path.is_file():
             return text("")
-        return bottle.static_file(path.name, root=str(path.parent), mimetype="text/plain", charset="UTF-8")
+        return bottle.static_file(
+            path.name, root=str(path.parent), mimetype="text/plain", charset="UTF-8"
+        )
 
     @app.get(f"{JOB}/stdout")
     def get_stdout(jobname: str, job_id: str):
