@@ -50,9 +50,10 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     values = dict(
         VAR_PATH=tmp_path / "var",
         JDL_PATH=jdl,
-        BASE_URL="http://127.0.0.1:8080",
+        # Nothing listens there: in-process tests deliver signals themselves.
+        BASE_URL=f"http://127.0.0.1:{free_port()}",
         RECONCILE_INTERVAL=0.5,
-        SIGNAL_RETRY_SECONDS=5,
+        SIGNAL_RETRY_SECONDS=1,
     )
     values.update(overrides)
     return Settings(**values)

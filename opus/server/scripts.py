@@ -103,7 +103,8 @@ def render_batch_script(job: BatchJob) -> str:
         f"export JOB_OUTPUT_DIR={q(str(job.job_dir / RESULTS_DIR))}",
         f"OPUS_INTERNAL={q(str(internal))}",
         f"OPUS_SIGNAL_URL={q(job.signal_url)}",
-        f"OPUS_SIGNAL_RETRY={int(job.signal_retry_seconds)}",
+        # curl reads a retry time of 0 as "retry forever": one second is the floor.
+        f"OPUS_SIGNAL_RETRY={max(1, int(job.signal_retry_seconds))}",
         f"OPUS_SIGNAL_CLIENT={q(SIGNAL_CLIENT)}",
         # Callbacks read the job's token from its file (never from the command line,
         # which other users of the host can see). curl retries connection failures,

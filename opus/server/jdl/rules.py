@@ -25,8 +25,9 @@ from .validation import InvalidValue, canonical_value, check_value, number, text
 JOB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 # Parameter and entity names become shell variables of the job script.
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# A result is looked for in the job directory: a plain name or glob, never a path.
-RESULT_GLOB = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.*?\[\]-]*")
+# A result is looked for in the job directory: a plain name or glob, never a path, never
+# hidden (.) nor taken for an option (-). It may start with a wildcard, as in "*.png".
+RESULT_GLOB = re.compile(r"[A-Za-z0-9_*?\[][A-Za-z0-9_.*?\[\]-]*")
 MULTIPLICITY = re.compile(r"[0-9]+|\*|[0-9]+\.\.(?:[0-9]+|\*)")
 _MIME_WORD = r"[A-Za-z0-9!#$&^_.+-]+"
 CONTENT_TYPE = re.compile(
@@ -113,15 +114,14 @@ def validate_definition(jd: JobDefinition) -> JobDefinition:
             f"{jd.name!r} is not a job name (a letter, then up to 63 letters, digits, _ or -)",
             field="name",
         )
-    for field_name in ("annotation", "version", "type", "subtype", "contact_name"):
-        _check_text(getattr(jd, field_name), field_name)
+    _check_text(jd.annotation, "annotation")
     for field_name in ("version", "type", "subtype", "contact_name", "contact_email"):
         _check_one_line(getattr(jd, field_name), field_name)
     if jd.doculink:
         _check_url(jd.doculink, "doculink", schemes=("http", "https"))
     if jd.contact_email and not EMAIL.fullmatch(jd.contact_email):
         raise JDLError(f"{jd.contact_email!r} is not an e-mail address", field="contact_email")
-    _check_seconds(jd.execution_duration, "execution_duration")
+    _check_seconds(jd.execution_duration, "execution_duration", " (0 = unlimited)")
     if jd.quote is not None:
         _check_seconds(jd.quote, "quote")
     script = jd.script.replace("\r\n", "\n")
@@ -165,11 +165,9 @@ def _check_url(value: str, field: str, schemes: tuple[str, ...] | None = None) -
         raise JDLError(f"{value!r} is not a URL starting with {wanted}", field=field)
 
 
-def _check_seconds(value: object, field: str) -> None:
+def _check_seconds(value: object, field: str, note: str = "") -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise JDLError(
-            f"{value!r} is not a whole number of seconds >= 0 (0 = unlimited)", field=field
-        )
+        raise JDLError(f"{value!r} is not a whole number of seconds >= 0{note}", field=field)
 
 
 def _check_variable_name(name: object, field: str) -> None:
@@ -188,19 +186,18 @@ def _check_unique_names(jd: JobDefinition) -> None:
     # Parameters and inputs become shell variables and results may too, so they share one
     # namespace; it is case-insensitive because UWS clients may not keep the case.
     seen: dict[str, str] = {}
-    groups: list[tuple[str, list[Parameter] | list[UsedEntity] | list[GeneratedEntity]]] = [
-        ("parameters", jd.parameters),
-        ("used", jd.used),
-        ("generated", jd.generated),
-    ]
-    for group, items in groups:
-        for index, item in enumerate(items):
+    groups = {
+        "parameters": [p.name for p in jd.parameters],
+        "used": [u.name for u in jd.used],
+        "generated": [g.name for g in jd.generated],
+    }
+    for group, names in groups.items():
+        for index, name in enumerate(names):
             field = f"{group}[{index}].name"
-            _check_variable_name(item.name, field)
-            key = item.name.lower()
-            if key in seen:
-                raise JDLError(f"{item.name!r} is already the name of {seen[key]}", field=field)
-            seen[key] = field.removesuffix(".name")
+            _check_variable_name(name, field)
+            if name.lower() in seen:
+                raise JDLError(f"{name!r} is already the name of {seen[name.lower()]}", field=field)
+            seen[name.lower()] = f"{group}[{index}]"
 
 
 def _canonical(datatype: str, raw: str, field: str) -> str:

@@ -164,7 +164,7 @@ def coerce_parameters(
     """
     known = {p.name: p for p in jd.parameters if p.datatype != "file"}
     file_inputs = set(jd.file_inputs())
-    for name, raw in values.items():
+    for name, value in values.items():
         if name in file_inputs:
             raise ParameterError(
                 f"parameter {show(name)} of job type {jd.name!r} is a file: "
@@ -172,26 +172,23 @@ def coerce_parameters(
             )
         if name not in known:
             raise ParameterError(f"unknown parameter {show(name)} for job type {jd.name!r}")
-        if not isinstance(raw, str):
+        if not isinstance(value, str):
             raise ParameterError(f"parameter {name!r}: the value must be text")
 
     result: dict[str, str] = {}
     for name, param in known.items():
-        raw = values.get(name)
-        if raw is not None and _is_empty(param, raw):
-            if partial and param.default is None:
-                raise ParameterError(f"parameter {name!r}: empty value and no default")
-            raw = None
-        if raw is None:
-            if partial and name not in values:
-                continue
-            if param.default is not None:
-                result[name] = param.default
-            elif param.required:
-                raise ParameterError(f"parameter {name!r} is required for job type {jd.name!r}")
-            continue
-        try:
-            result[name] = check_value(param, raw)
-        except InvalidValue as error:
-            raise ParameterError(f"parameter {name!r}: {error}") from None
+        given = values.get(name)
+        if given is not None and not _is_empty(param, given):
+            try:
+                result[name] = check_value(param, given)
+            except InvalidValue as error:
+                raise ParameterError(f"parameter {name!r}: {error}") from None
+        elif partial and given is None:
+            continue  # not part of this update
+        elif param.default is not None:
+            result[name] = param.default
+        elif partial:
+            raise ParameterError(f"parameter {name!r}: empty value and no default")
+        elif param.required:
+            raise ParameterError(f"parameter {name!r} is required for job type {jd.name!r}")
     return result

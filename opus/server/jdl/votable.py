@@ -12,6 +12,8 @@ entities, no network, no huge trees.
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 from .errors import JDLError
@@ -58,20 +60,27 @@ TEXT_PARAMS: dict[str, tuple[str, str]] = {
     "contact_name": ("contact_name", "voprov:Agent.name"),
     "contact_email": ("contact_email", "voprov:Agent.email"),
 }
+# The PARAMs of a used or generated entity's GROUP, in the order they are written.
+USED_FIELDS = ("multiplicity", "default", "content_type", "url")
+GENERATED_FIELDS = ("multiplicity", "default", "content_type")
 ENTITY_UTYPES: dict[str, str] = {
     "multiplicity": "voprov:{}.multiplicity",
     "default": "voprov:Entity.id",
     "content_type": "voprov:EntityDescription.content_type",
     "url": "voprov:EntityDescription.url",
 }
-PARSER_OPTIONS = {
-    "resolve_entities": False,
-    "no_network": True,
-    "load_dtd": False,
-    "huge_tree": False,
-    "remove_comments": True,
-    "remove_pis": True,
-}
+
+
+def safe_parser() -> etree.XMLParser:
+    """An XML parser for untrusted documents: no entities, DTD, network or huge trees."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
 
 
 def _q(tag: str) -> str:
@@ -135,7 +144,8 @@ def _entity_group(
 
 def dump_votable(jd: JobDefinition, *, include_script: bool = True) -> str:
     """The VOTable form of a definition, as text with an XML declaration."""
-    root = etree.Element(_q("VOTABLE"), nsmap={None: NS, "xsi": XSI_NS}, version="1.3")
+    nsmap: Any = {None: NS, "xsi": XSI_NS}  # None is the default namespace, which the stubs omit
+    root = etree.Element(_q("VOTABLE"), nsmap=nsmap, version="1.3")
     root.set(f"{{{XSI_NS}}}schemaLocation", f"{NS} {NS}")
     resource = etree.SubElement(
         root, _q("RESOURCE"), ID=jd.name, name=jd.name, type="meta", utype=ACTIVITY_UTYPE
@@ -160,12 +170,11 @@ def dump_votable(jd: JobDefinition, *, include_script: bool = True) -> str:
     group = etree.SubElement(resource, _q("GROUP"), name="InputParams")
     group.extend(_parameter_element(p) for p in jd.parameters)
     group = etree.SubElement(resource, _q("GROUP"), name="Used")
-    fields = ("multiplicity", "default", "content_type", "url")
-    group.extend(_entity_group(u, USED_UTYPE, "UsedDescription", fields) for u in jd.used)
+    group.extend(_entity_group(u, USED_UTYPE, "UsedDescription", USED_FIELDS) for u in jd.used)
     group = etree.SubElement(resource, _q("GROUP"), name="Generated")
-    fields = ("multiplicity", "default", "content_type")
     group.extend(
-        _entity_group(g, GENERATED_UTYPE, "WasGeneratedByDescription", fields) for g in jd.generated
+        _entity_group(g, GENERATED_UTYPE, "WasGeneratedByDescription", GENERATED_FIELDS)
+        for g in jd.generated
     )
     try:
         body = etree.tostring(root, pretty_print=True, encoding="unicode")
@@ -185,13 +194,12 @@ def _parse_xml(data: bytes) -> etree._Element:
         raise JDLError("a VOTable definition must be encoded in UTF-8")
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise JDLError("DOCTYPE and ENTITY declarations are not allowed in a VOTable definition")
-    parser = etree.XMLParser(**PARSER_OPTIONS)
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as error:
         raise JDLError(f"not valid XML: {error}") from None
     # Second line of defence, should the encoding hide a DOCTYPE from the byte test.
-    docinfo = root.getroottree().docinfo
+    docinfo: Any = root.getroottree().docinfo  # the stubs lack doctype and internalDTD
     if docinfo.doctype or docinfo.internalDTD is not None or next(root.iter(etree.Entity), None):
         raise JDLError("DOCTYPE and ENTITY declarations are not allowed in a VOTable definition")
     return root
@@ -238,19 +246,19 @@ class _Reader:
         for element in resource:
             if element.tag == self.tag("PARAM"):
                 self.read_top_param(jd, element)
-            elif element.tag == self.tag("LINK") and not jd.doculink:
-                jd.doculink = element.get("href", "")
             elif element.tag == self.tag("GROUP"):
                 self.read_group(jd, element)
+        links = self.children(resource, "LINK")
+        if links and not jd.doculink:  # hand-written files may link the documentation
+            jd.doculink = links[0].get("href", "")
         return jd
 
     def read_top_param(self, jd: JobDefinition, element: etree._Element) -> None:
         name = element.get("name", "")
         value = element.get("value", "")
-        key = name.lower()
-        text_fields = {k.lower(): field for k, (field, _) in TEXT_PARAMS.items()}
-        if key in text_fields:
-            setattr(jd, text_fields[key], value)
+        key = name.lower()  # early OPUS files wrote "executionduration"
+        if key in TEXT_PARAMS:
+            setattr(jd, TEXT_PARAMS[key][0], value)
         elif key == "annotation" and not jd.annotation:  # early OPUS files had this PARAM
             jd.annotation = value
         elif key == "script":
@@ -332,9 +340,7 @@ class _Reader:
         return fields
 
     def used(self, group: etree._Element, where: str) -> UsedEntity:
-        fields = self.entity_fields(
-            group, where, ("multiplicity", "default", "content_type", "url")
-        )
+        fields = self.entity_fields(group, where, USED_FIELDS)
         if "url" not in fields:  # the first OPUS VOTables gave the URL as a LINK
             links = self.children(group, "LINK")
             fields["url"] = links[0].get("href", "") if links else ""
@@ -348,7 +354,7 @@ class _Reader:
         )
 
     def generated(self, group: etree._Element, where: str) -> GeneratedEntity:
-        fields = self.entity_fields(group, where, ("multiplicity", "default", "content_type"))
+        fields = self.entity_fields(group, where, GENERATED_FIELDS)
         return GeneratedEntity(
             name=group.get("name", ""),
             default=fields.get("default", ""),

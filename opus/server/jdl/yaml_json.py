@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import yaml
@@ -194,16 +194,29 @@ def from_dict(data: Any) -> JobDefinition:
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """SafeLoader without aliases: a definition never needs them, and a few nested aliases
-    expand to gigabytes (the YAML "billion laughs")."""
+    """SafeLoader without aliases (a definition never needs them, and a few nested aliases
+    expand to gigabytes: the YAML "billion laughs") and without duplicate keys (PyYAML
+    would silently keep the last one, hiding a copy-and-paste mistake)."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases (*name) are not allowed", event.start_mark
             )
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            if isinstance(key, Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def parse_yaml(text: str) -> JobDefinition:

@@ -1,0 +1,336 @@
+"""Job-list latency against the number of jobs stored, and the memory of a full list.
+
+For each size (10^3, 10^5, 10^6 jobs; --quick: 10^3, 10^4, 10^5) a fresh SQLite
+database is created with the real schema (JobStore.create_schema) and filled directly
+with SQLAlchemy Core bulk inserts into ``jobs``: ids in the real format (24 lowercase
+base32 characters), creation times spread over the past year and inserted in time
+order (as a live server would), phases ~60% COMPLETED, 10% EXECUTING, 10% ERROR, 10%
+ABORTED, 7% PENDING, 3% ARCHIVED, all of type ``sleep`` and owner ``anonymous``. Rows
+are made so that the server's reconciler leaves them alone: no QUEUED job (one without
+an external id would be declared lost), no external id, destruction a year ahead.
+
+Then a fresh `opus serve` answers ~30 sequential keep-alive requests (after 3 warm-up
+requests) of ``GET /rest/sleep?LAST=50&PHASE=EXECUTING`` and ``GET /rest/sleep?LAST=50``;
+median and p95 are printed, and the ratio largest/smallest size (target: within 2x).
+On the largest size the FULL list (``GET /rest/sleep``, streamed) is read in chunks,
+counting bytes and jobrefs, and the server's peak RSS (VmHWM) is read before and after
+(target: < 300 MB peak).
+
+    .venv/bin/python bench/bench_list.py [--quick] [--sizes 1000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import benchlib as b
+
+JOBNAME = "sleep"
+OWNER = "anonymous"
+QUERIES = {
+    "LAST=50&PHASE=EXECUTING": f"/rest/{JOBNAME}?LAST=50&PHASE=EXECUTING",
+    "LAST=50": f"/rest/{JOBNAME}?LAST=50",
+}
+REPEATS = 30
+WARMUP = 3
+BATCH = 50_000
+PHASES = [
+    ("COMPLETED", 0.60),
+    ("EXECUTING", 0.10),
+    ("ERROR", 0.10),
+    ("ABORTED", 0.10),
+    ("PENDING", 0.07),
+    ("ARCHIVED", 0.03),
+]
+TARGET_RATIO = 2.0
+TARGET_PEAK_MB = 300.0
+FULL_LIST_TIMEOUT = 1800.0
+READ_CHUNK = 256 * 1024
+JOBREF = b"<uws:jobref "
+TOKEN_HASH = "0" * 64  # never checked here: no job of these signals
+
+
+# -- filling the database ---------------------------------------------------------------
+
+
+def _sqlite_time(value: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores (naive UTC, microseconds)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _rows(count: int, first: int, now: datetime, rng: random.Random):
+    """Rows first..count-1 of a table of ``count`` jobs, oldest first."""
+    year = 365 * 86400.0
+    start = now - timedelta(seconds=year)
+    destruction = _sqlite_time(now + timedelta(days=366))
+    names = [p for p, _ in PHASES]
+    weights = [w for _, w in PHASES]
+    end = min(count, first + BATCH)
+    raw = base64.b32encode(os.urandom(15 * (end - first))).decode().lower()
+    phases = rng.choices(names, weights, k=end - first)
+    rows = []
+    for k, i in enumerate(range(first, end)):
+        created = start + timedelta(seconds=(i + rng.random()) * year / count)
+        created = created.replace(microsecond=created.microsecond // 1000 * 1000)
+        phase = phases[k]
+        started = ended = None
+        if phase != "PENDING":
+            started = created + timedelta(seconds=rng.uniform(0.1, 5))
+            if phase != "EXECUTING":
+                ended = started + timedelta(seconds=rng.uniform(1, 60))
+        changed = ended or started or created
+        rows.append(
+            {
+                "id": raw[24 * k : 24 * (k + 1)],
+                "jobname": JOBNAME,
+                "run_id": None,
+                "owner": OWNER,
+                "phase": phase,
+                "creation_time": _sqlite_time(created),
+                "start_time": _sqlite_time(started) if started else None,
+                "end_time": _sqlite_time(ended) if ended else None,
+                "destruction_time": destruction,
+                "quote": None,
+                "phase_time": _sqlite_time(changed),
+                "execution_duration": 60,
+                "error_type": "fatal" if phase == "ERROR" else None,
+                "error_message": "the job script exited with status 1" if phase == "ERROR" else None,
+                "external_id": None,
+                "token_hash": TOKEN_HASH,
+            }
+        )
+    return rows
+
+
+def fill_database(var: Path, count: int, seed: int = 1) -> float:
+    """Create the schema in var/opus.db and insert ``count`` jobs; seconds taken."""
+    from sqlalchemy import column, insert, table, text
+
+    from opus.server.storage import JobRow, JobStore, make_engine
+
+    started = time.monotonic()
+    engine = make_engine(f"sqlite:///{var / 'opus.db'}")
+    JobStore(engine).create_schema()
+    columns = [c.name for c in JobRow.__table__.columns]
+    # Untyped columns: values go to SQLite as the text SQLAlchemy would have written.
+    jobs = table("jobs", *(column(name) for name in columns))
+    indexes = [i for i in JobRow.__table__.indexes]
+    now = datetime.now(UTC)
+    rng = random.Random(seed)
+    with engine.begin() as conn:
+        conn.execute(text("PRAGMA synchronous=OFF"))
+        conn.execute(text("PRAGMA cache_size=-524288"))
+        # Secondary indexes are built once at the end: much faster than row by row.
+        for index in indexes:
+            index.drop(conn)
+        for first in range(0, count, BATCH):
+            conn.execute(insert(jobs), _rows(count, first, now, rng))
+        for index in indexes:
+            index.create(conn)
+    engine.dispose()
+    return time.monotonic() - started
+
+
+def check_database(var: Path, count: int) -> None:
+    """Read one stored job back through JobStore: the text written parses."""
+    from sqlalchemy import func, select
+
+    from opus.server.storage import JobRow, JobStore, make_engine
+
+    engine = make_engine(f"sqlite:///{var / 'opus.db'}")
+    store = JobStore(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(JobRow)).scalar_one()
+        some_id = conn.execute(select(JobRow.id).limit(1)).scalar_one()
+    job = store.get_job(some_id)
+    engine.dispose()
+    if stored != count or job is None or job.creation_time.tzinfo is None:
+        raise RuntimeError(f"database check failed: {stored} rows, job {job}")
+
+
+def query_plans(var: Path) -> dict[str, str]:
+    """SQLite's plan for the SQL that JobStore.list_jobs runs for each query."""
+    from sqlalchemy import event
+
+    from opus.server.phases import Phase
+    from opus.server.storage import JobStore, make_engine
+
+    engine = make_engine(f"sqlite:///{var / 'opus.db'}")
+    captured: list[tuple[str, tuple]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _capture(conn, cursor, statement, parameters, context, executemany):
+        captured.append((statement, parameters))
+
+    store = JobStore(engine)
+    plans = {}
+    for label, phases in (("LAST=50&PHASE=EXECUTING", [Phase.EXECUTING]), ("LAST=50", [])):
+        captured.clear()
+        for _ in store.list_jobs(JOBNAME, phases, None, 50, owner=OWNER):
+            break
+        statement, parameters = captured[-1]
+        with engine.connect() as conn:
+            dbapi = conn.connection.driver_connection
+            rows = dbapi.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+        plans[label] = "; ".join(str(row[-1]) for row in rows)
+    engine.dispose()
+    return plans
+
+
+# -- measuring --------------------------------------------------------------------------
+
+
+def time_query(base_url: str, path: str) -> tuple[list[float], int]:
+    """Latencies of REPEATS sequential keep-alive GETs (after WARMUP), jobrefs of the last."""
+    conn = b.connection(base_url)
+    latencies = []
+    refs = 0
+    try:
+        for i in range(WARMUP + REPEATS):
+            started = time.monotonic()
+            status, _, body = b.request(conn, "GET", path)
+            elapsed = time.monotonic() - started
+            if status != 200:
+                raise RuntimeError(f"GET {path} answered {status}: {body[:200]!r}")
+            if i >= WARMUP:
+                latencies.append(elapsed)
+            refs = body.count(JOBREF)
+    finally:
+        conn.close()
+    return latencies, refs
+
+
+def full_list(base_url: str, pid: int) -> dict[str, float]:
+    """Read GET /rest/sleep in chunks; bytes, jobrefs, seconds, server memory figures."""
+    before_hwm = b.proc_status_kb(pid, "VmHWM")
+    before_rss = b.proc_status_kb(pid, "VmRSS")
+    conn = b.connection(base_url, timeout=300)
+    started = time.monotonic()
+    size = refs = 0
+    first_byte = float("nan")
+    complete = False
+    tail = b""
+    max_rss = before_rss
+    try:
+        conn.request("GET", f"/rest/{JOBNAME}")
+        response = conn.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"full list answered {response.status}")
+        first_byte = time.monotonic() - started
+        reads = 0
+        while time.monotonic() - started < FULL_LIST_TIMEOUT:
+            chunk = response.read1(READ_CHUNK)
+            if not chunk:
+                complete = True
+                break
+            size += len(chunk)
+            window = tail + chunk
+            refs += window.count(JOBREF)
+            # Keep the end of this chunk, but never a complete marker: counted already.
+            tail = chunk[-(len(JOBREF) - 1) :]
+            reads += 1
+            if reads % 64 == 0:
+                max_rss = max(max_rss, b.proc_status_kb(pid, "VmRSS"))
+    finally:
+        conn.close()
+    elapsed = time.monotonic() - started
+    return {
+        "bytes": size,
+        "refs": refs,
+        "seconds": elapsed,
+        "first_byte": first_byte,
+        "complete": complete,
+        "hwm_before_mb": before_hwm / 1024,
+        "hwm_after_mb": b.proc_status_kb(pid, "VmHWM") / 1024,
+        "rss_before_mb": before_rss / 1024,
+        "rss_max_mb": max_rss / 1024,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10^3, 10^4, 10^5 jobs")
+    parser.add_argument("--sizes", help="comma-separated job counts (overrides --quick)")
+    parser.add_argument("--no-full-list", action="store_true", help="skip the full list")
+    args = parser.parse_args()
+    if args.sizes:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    else:
+        sizes = [10**3, 10**4, 10**5] if args.quick else [10**3, 10**5, 10**6]
+
+    b.heading(f"bench_list: GET /rest/{JOBNAME} with {', '.join(f'{n:,}' for n in sizes)} jobs")
+    medians: dict[str, dict[int, float]] = {q: {} for q in QUERIES}
+    full: dict[str, float] = {}
+    for count in sizes:
+        with b.workdir(f"list{count}") as base:
+            var = base / "var"
+            seconds = fill_database(var, count)
+            check_database(var, count)
+            db_mb = (var / "opus.db").stat().st_size / 2**20
+            print(f"\n  -- {count:,} jobs --")
+            b.line("database fill", f"{seconds:.1f} s ({db_mb:.0f} MB)")
+            for label, plan in query_plans(var).items():
+                b.line(f"SQLite plan, {label}", plan)
+            with b.OpusServer(var, base / "jdl") as server:
+                for label, path in QUERIES.items():
+                    latencies, refs = time_query(server.base_url, path)
+                    medians[label][count] = b.median(latencies)
+                    b.line(
+                        f"{label}: median / p95 ({len(latencies)} GETs)",
+                        f"{b.ms(b.median(latencies))} / {b.ms(b.percentile(latencies, 0.95))}"
+                        f"  ({refs} jobrefs)",
+                    )
+                if count == sizes[-1] and not args.no_full_list:
+                    full = full_list(server.base_url, server.pid)
+                    full["jobs"] = count
+                    b.line(
+                        "full list: jobrefs / bytes",
+                        f"{full['refs']:,} / {full['bytes'] / 2**20:.0f} MB"
+                        + ("" if full["complete"] else " (stopped: time limit)"),
+                    )
+                    b.line(
+                        "full list: duration (first byte)",
+                        f"{full['seconds']:.1f} s ({b.ms(full['first_byte'])}), "
+                        f"{full['refs'] / full['seconds']:,.0f} jobrefs/s",
+                    )
+                    b.line(
+                        "server VmHWM before / after",
+                        f"{full['hwm_before_mb']:.0f} MB / {full['hwm_after_mb']:.0f} MB  "
+                        f"({b.verdict(full['hwm_after_mb'] < TARGET_PEAK_MB)}: < 300 MB)",
+                    )
+                    b.line(
+                        "server VmRSS before / max seen",
+                        f"{full['rss_before_mb']:.0f} MB / {full['rss_max_mb']:.0f} MB",
+                    )
+
+    small, large = sizes[0], sizes[-1]
+    print()
+    figures: dict[str, object] = {}
+    for label in QUERIES:
+        ratio = medians[label][large] / medians[label][small]
+        b.line(
+            f"{label}: median {large:,} / {small:,}",
+            f"{ratio:.2f}x  ({b.verdict(ratio <= TARGET_RATIO)}: within 2x)",
+        )
+        key = "exec" if "PHASE" in label else "all"
+        figures[f"{key}_ms_{large}"] = f"{medians[label][large] * 1000:.1f}"
+        figures[f"{key}_ratio"] = f"{ratio:.2f}"
+        figures[f"{key}_target"] = "met" if ratio <= TARGET_RATIO else "missed"
+    if full:
+        figures["full_list_s"] = f"{full['seconds']:.1f}"
+        figures["full_list_jobs"] = int(full["refs"])
+        figures["peak_mb"] = f"{full['hwm_after_mb']:.0f}"
+        figures["peak_target"] = "met" if full["hwm_after_mb"] < TARGET_PEAK_MB else "missed"
+    b.result("bench_list", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Helpers shared by the benchmarks: a throw-away `opus serve`, timing and reporting.
+
+Every benchmark starts its own server on a free loopback port, with its data in a
+temporary directory and a copy of the shipped job definitions, and removes both when
+it ends. Figures are printed, never asserted: the machine is shared and noisy, so each
+figure comes with a reference measured in the same run.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+# A job type that does nothing: the smallest possible job, for round trips.
+NOOP_JDL = """\
+# Benchmark job type: runs `true`, takes no parameters, produces nothing.
+name: noop
+annotation: Does nothing (benchmarks).
+version: "1.0"
+execution_duration: 60
+script: "true"
+"""
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Return once something accepts connections on ``port`` (bounded by ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early with status {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout:.0f} s")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM this one process, then SIGKILL it if it does not leave in time."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_TIMEOUT)
+
+
+class OpusServer:
+    """An `opus serve` subprocess on a free port, its data in ``var``."""
+
+    def __init__(self, var: Path, jdl: Path, env: Mapping[str, str] | None = None) -> None:
+        self.var = var
+        self.jdl = jdl
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.extra_env = dict(env or {})
+        self.log_path = var.parent / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPUS_")}
+        env.update(
+            OPUS_VAR_PATH=str(self.var),
+            OPUS_BASE_URL=self.base_url,
+            OPUS_LOG_LEVEL="WARNING",
+            OPUS_JDL_PATH=str(self.jdl),
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> OpusServer:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [PYTHON, "-m", "opus", "serve", "--port", str(self.port)],
+                cwd=ROOT,
+                env=self.environ(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for_port(self.port, self.process, START_TIMEOUT)
+        except RuntimeError:
+            self.stop()
+            print(self.log_tail(), file=sys.stderr)
+            raise
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> OpusServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        tail = self.log_tail()
+        if "Traceback" in tail or "ERROR" in tail:
+            print(f"--- server log ({self.log_path.name}) ---\n{tail}", file=sys.stderr)
+
+
+@contextmanager
+def workdir(prefix: str, extra_jdl: Mapping[str, str] | None = None) -> Iterator[Path]:
+    """A temporary directory holding ``var/`` and ``jdl/`` (a copy of the shipped one)."""
+    base = Path(tempfile.mkdtemp(prefix=f"opus-{prefix}-"))
+    try:
+        jdl = base / "jdl"
+        shutil.copytree(ROOT / "jdl", jdl)
+        for name, text in (extra_jdl or {}).items():
+            (jdl / name).write_text(text)
+        (base / "var").mkdir()
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# -- HTTP -----------------------------------------------------------------------------
+
+
+def connection(base_url: str, timeout: float = 60.0) -> http.client.HTTPConnection:
+    parts = urlsplit(base_url)
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+
+
+def request(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: str | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a keep-alive connection: (status, headers, body)."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    data = response.read()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+def create_job(conn: http.client.HTTPConnection, jobname: str, body: str) -> str:
+    """POST a job, return its path (/rest/jobname/id)."""
+    status, headers, data = request(conn, "POST", f"/rest/{jobname}", body)
+    if status != 303:
+        raise RuntimeError(f"job creation answered {status}: {data[:200]!r}")
+    return urlsplit(headers["location"]).path
+
+
+# -- process figures ------------------------------------------------------------------
+
+
+def proc_status_kb(pid: int, field: str) -> int:
+    """A figure of /proc/PID/status in kB (VmHWM, VmRSS), 0 if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by a process (its threads included)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- statistics and reporting ---------------------------------------------------------
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in 0..1); nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def verdict(met: bool) -> str:
+    return "target met" if met else "target missed"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def heading(title: str) -> None:
+    print(f"\n== {title} ==", flush=True)
+
+
+def line(label: str, value: str) -> None:
+    print(f"  {label:<44} {value}", flush=True)
+
+
+def result(name: str, figures: Mapping[str, object]) -> None:
+    """The one summary line run_all.py collects: RESULT name key=value ..."""
+    parts = " ".join(f"{key}={value}" for key, value in figures.items())
+    print(f"RESULT {name} {parts}", flush=True)
