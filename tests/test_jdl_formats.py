@@ -127,7 +127,7 @@ def test_yaml_scalar_types_are_tolerated() -> None:
     assert jd.parameter("word").datatype == "xs:string"
     assert jd.parameter("word").required is True
     assert jd.version == "3"
-    assert jd.execution_duration == 60 and jd.quote is None
+    assert jd.execution_duration is None and jd.quote is None
 
 
 def test_yaml_dump_is_readable() -> None:
@@ -354,7 +354,7 @@ def test_votable_without_namespace_and_quote() -> None:
         "</RESOURCE></VOTABLE>"
     )
     jd = parse_definition(text, "votable")
-    assert jd.name == "bare" and jd.quote is None and jd.execution_duration == 60
+    assert jd.name == "bare" and jd.quote is None and jd.execution_duration is None
     assert jd.doculink == ""
     linked = text.replace("<PARAM", '<LINK href="https://example.org/doc"/><PARAM', 1)
     assert parse_definition(linked, "votable").doculink == "https://example.org/doc"

@@ -70,3 +70,9 @@ def test_example_settings_file_lists_every_setting() -> None:
     assert not missing, f"settings.py.example lacks {missing}"
     docs = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
     assert not [name for name in names if f"`{name}`" not in docs]
+
+
+def test_example_settings_file_loads_to_the_defaults(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    example = Path(__file__).resolve().parents[1] / "settings.py.example"
+    assert load_settings(environ={"OPUS_SETTINGS": str(example)}) == load_settings(environ={})

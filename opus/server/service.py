@@ -277,7 +277,9 @@ class JobService:
     def _duration(self, jdl: JobDefinition, text: str | None) -> int:
         maximum = self.settings.EXECUTION_DURATION_MAX
         if text is None:
-            value = jdl.execution_duration or self.settings.EXECUTION_DURATION_DEFAULT
+            value = jdl.execution_duration
+            if value is None:
+                value = self.settings.EXECUTION_DURATION_DEFAULT
         else:
             try:
                 value = int(text.strip())

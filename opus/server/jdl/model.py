@@ -28,8 +28,6 @@ INTEGER_DATATYPES: frozenset[str] = frozenset({"xs:int", "xs:long", "xs:short", 
 FLOAT_DATATYPES: frozenset[str] = frozenset({"xs:float", "xs:double"})
 NUMERIC_DATATYPES: frozenset[str] = INTEGER_DATATYPES | FLOAT_DATATYPES
 
-DEFAULT_EXECUTION_DURATION = 60
-
 
 @dataclass
 class Parameter:
@@ -85,7 +83,8 @@ class JobDefinition:
     subtype: str = ""
     contact_name: str = ""
     contact_email: str = ""
-    execution_duration: int = DEFAULT_EXECUTION_DURATION  # seconds, 0 = unlimited
+    # seconds, 0 = unlimited, None = the server's EXECUTION_DURATION_DEFAULT
+    execution_duration: int | None = None
     quote: int | None = None  # seconds, the expected run time, when known
     script: str = ""
     parameters: list[Parameter] = field(default_factory=list)

@@ -121,7 +121,8 @@ def validate_definition(jd: JobDefinition) -> JobDefinition:
         _check_url(jd.doculink, "doculink", schemes=("http", "https"))
     if jd.contact_email and not EMAIL.fullmatch(jd.contact_email):
         raise JDLError(f"{jd.contact_email!r} is not an e-mail address", field="contact_email")
-    _check_seconds(jd.execution_duration, "execution_duration", " (0 = unlimited)")
+    if jd.execution_duration is not None:
+        _check_seconds(jd.execution_duration, "execution_duration", " (0 = unlimited)")
     if jd.quote is not None:
         _check_seconds(jd.quote, "quote")
     script = jd.script.replace("\r\n", "\n")

@@ -17,7 +17,6 @@ import yaml
 
 from .errors import JDLError
 from .model import (
-    DEFAULT_EXECUTION_DURATION,
     GeneratedEntity,
     JobDefinition,
     Parameter,
@@ -182,9 +181,9 @@ def from_dict(data: Any) -> JobDefinition:
         subtype=_text_or_empty(data.get("subtype"), "subtype"),
         contact_name=_text_or_empty(data.get("contact_name"), "contact_name"),
         contact_email=_text_or_empty(data.get("contact_email"), "contact_email"),
-        execution_duration=_seconds(
-            data.get("execution_duration", DEFAULT_EXECUTION_DURATION), "execution_duration"
-        ),
+        execution_duration=None
+        if data.get("execution_duration") is None
+        else _seconds(data["execution_duration"], "execution_duration"),
         quote=None if quote is None else _seconds(quote, "quote"),
         script=_text_or_empty(data.get("script"), "script"),
         parameters=_items(data.get("parameters"), "parameters", PARAMETER_KEYS, _parameter),
@@ -260,7 +259,7 @@ def to_dict(jd: JobDefinition, *, include_script: bool = True) -> dict[str, Any]
         "execution_duration": jd.execution_duration,
         "quote": jd.quote,
     }
-    data = _without_empty(data, keep=("name", "annotation", "version", "execution_duration"))
+    data = _without_empty(data, keep=("name", "annotation", "version"))
     data["parameters"] = [
         _without_empty(
             {
