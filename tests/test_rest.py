@@ -423,3 +423,22 @@ def test_client_garbage_never_gives_500(app) -> None:
             expect_errors=True,
         )
         assert 400 <= response.status_int < 500, (method, url, response.status)
+
+
+def test_active_job_limit(tmp_path: Path) -> None:
+    from opus.server.app import build_service, create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, NJOBS_MAX=1)
+    service = build_service(settings)
+    app = webtest.TestApp(create_app(settings, service))
+    running = create(app, duration="30", PHASE="RUN")
+    refused = app.post("/rest/sleep", {"duration": "1", "PHASE": "RUN"}, status=403)
+    assert "NJOBS_MAX" in refused.text
+    assert count_jobs(app) == 1  # the refused creation stored nothing
+    pending = create(app)
+    app.post(f"{pending}/phase", {"PHASE": "RUN"}, status=403)
+    assert app.get(f"{pending}/phase").text == "PENDING"
+    app.post(f"{running}/phase", {"PHASE": "ABORT"}, status=303)
+    app.post(f"{pending}/phase", {"PHASE": "RUN"}, status=303)
+    app.delete(pending)

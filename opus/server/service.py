@@ -156,6 +156,8 @@ class JobService:
         if control:
             raise BadRequest(f"unexpected control parameter {sorted(control)[0]!r}")
 
+        if start:
+            self._check_active_limit(owner)
         file_names = {name.lower(): name for name in jdl.file_inputs()}
         plain, file_values = self._split_values(jdl, values, file_names)
         try:
@@ -309,12 +311,7 @@ class JobService:
         """PENDING → QUEUED, then submit to the manager (QUEUED is stored first)."""
         if job.phase != Phase.PENDING:
             raise Forbidden(f"job {job.id} is {job.phase}: only a PENDING job can be run")
-        active = self.store.count_jobs(job.owner, RUNNING)
-        if active >= self.settings.NJOBS_MAX:
-            raise Forbidden(
-                f"{job.owner} already has {active} active jobs (NJOBS_MAX is "
-                f"{self.settings.NJOBS_MAX})"
-            )
+        self._check_active_limit(job.owner)
         jdl = self.definition(job.jobname)
         job_dir = self.job_dir(job.id)
         batch = self._write_scripts(job, jdl, job_dir)
@@ -333,6 +330,14 @@ class JobService:
         else:
             self.store.update_job(job.id, {"external_id": external_id})
         return self.store.get_job(job.id) or job
+
+    def _check_active_limit(self, owner: str) -> None:
+        active = self.store.count_jobs(owner, RUNNING)
+        if active >= self.settings.NJOBS_MAX:
+            raise Forbidden(
+                f"{owner} already has {active} active jobs (NJOBS_MAX is "
+                f"{self.settings.NJOBS_MAX}): wait for one to end"
+            )
 
     def _write_scripts(self, job: Job, jdl: JobDefinition, job_dir: Path) -> Path:
         internal = job_dir / INTERNAL_DIR

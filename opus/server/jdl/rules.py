@@ -11,6 +11,8 @@ import re
 from dataclasses import replace
 from urllib.parse import urlsplit
 
+from opus.server.scripts import SAFE_GLOB, SHELL_NAME
+
 from .errors import JDLError
 from .model import (
     DATATYPES,
@@ -23,11 +25,11 @@ from .model import (
 from .validation import InvalidValue, canonical_value, check_value, number, text_problem
 
 JOB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-# Parameter and entity names become shell variables of the job script.
-VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# A result is looked for in the job directory: a plain name or glob, never a path, never
-# hidden (.) nor taken for an option (-). It may start with a wildcard, as in "*.png".
-RESULT_GLOB = re.compile(r"[A-Za-z0-9_*?\[][A-Za-z0-9_.*?\[\]-]*")
+# Parameter and entity names become shell variables of the job script; a result is
+# looked for in the job directory by a plain name or glob (never a path, never hidden
+# nor taken for an option). The batch-script generator owns both rules.
+VARIABLE_NAME = SHELL_NAME
+RESULT_GLOB = SAFE_GLOB
 MULTIPLICITY = re.compile(r"[0-9]+|\*|[0-9]+\.\.(?:[0-9]+|\*)")
 _MIME_WORD = r"[A-Za-z0-9!#$&^_.+-]+"
 CONTENT_TYPE = re.compile(
