@@ -178,7 +178,6 @@ class JobService:
         now = utcnow()
         execution_duration = self._duration(jdl, duration_text)
         destruction = self._destruction(now, destruction_text)
-        token = secrets.token_urlsafe(32)
         for _ in range(5):
             job_id = new_job_id()
             job_dir = self.job_dir(job_id)
@@ -191,7 +190,6 @@ class JobService:
             raise RuntimeError("could not allocate a job id")
 
         try:
-            (job_dir / INTERNAL_DIR).mkdir()
             stored = [Parameter(name, value) for name, value in parameters.items()]
             stored += self._save_inputs(job_dir, file_values, uploads_by_name)
             job = Job(
@@ -210,11 +208,9 @@ class JobService:
                 error_type=None,
                 error_message=None,
                 external_id=None,
-                token_hash=hash_token(token),
+                # The signal token is made at RUN: a PENDING job accepts no signal.
+                token_hash="",
             )
-            token_file = job_dir / INTERNAL_DIR / TOKEN_FILE
-            token_file.touch(mode=0o600)
-            token_file.write_text(token)
             self.store.insert_job(job, stored)
         except IntegrityError:  # pragma: no cover - the directory already claimed the id
             inputs.remove_tree(job_dir)
@@ -260,6 +256,8 @@ class JobService:
         self, job_dir: Path, urls: Mapping[str, str], uploads: Mapping[str, Upload]
     ) -> list[Parameter]:
         """Save uploads and fetch URLs; record which file each input became."""
+        if not urls and not uploads:
+            return []
         limit = self.settings.MAX_UPLOAD_SIZE
         local_names: dict[str, str] = {}
         stored: list[Parameter] = []
@@ -273,8 +271,20 @@ class JobService:
                 name, url.strip(), job_dir, limit, self.settings.URL_FETCH_TIMEOUT
             )
             stored.append(Parameter(name, url.strip(), by_reference=True))
-        (job_dir / INTERNAL_DIR / INPUTS_FILE).write_text(json.dumps(local_names))
+        internal = job_dir / INTERNAL_DIR
+        internal.mkdir(exist_ok=True)
+        known = self._input_files(job_dir)
+        known.update(local_names)
+        (internal / INPUTS_FILE).write_text(json.dumps(known))
         return stored
+
+    @staticmethod
+    def _input_files(job_dir: Path) -> dict[str, str]:
+        """Input name → local file name, as recorded when the inputs were saved."""
+        try:
+            return dict(json.loads((job_dir / INTERNAL_DIR / INPUTS_FILE).read_text()))
+        except (OSError, ValueError):
+            return {}
 
     def _duration(self, jdl: JobDefinition, text: str | None) -> int:
         maximum = self.settings.EXECUTION_DURATION_MAX
@@ -308,19 +318,25 @@ class JobService:
     # -- changes asked by clients -------------------------------------------------
 
     def run(self, job: Job) -> Job:
-        """PENDING → QUEUED, then submit to the manager (QUEUED is stored first)."""
+        """PENDING → QUEUED, then submit to the manager (QUEUED is stored first).
+
+        The compare-and-set to QUEUED comes first, so that of two RUNs racing, only
+        the winner writes the job's files and submits it.
+        """
         if job.phase != Phase.PENDING:
             raise Forbidden(f"job {job.id} is {job.phase}: only a PENDING job can be run")
         self._check_active_limit(job.owner)
         jdl = self.definition(job.jobname)
         job_dir = self.job_dir(job.id)
-        batch = self._write_scripts(job, jdl, job_dir)
-        if not self._change(job.id, Phase.QUEUED, allowed_from={Phase.PENDING}):
+        token = secrets.token_urlsafe(32)
+        queued = {"token_hash": hash_token(token)}
+        if not self._change(job.id, Phase.QUEUED, queued, allowed_from={Phase.PENDING}):
             raise Forbidden(f"job {job.id} is no longer PENDING")
         managed = ManagedJob(job.id, None, job_dir, job.execution_duration)
         try:
+            batch = self._write_scripts(job, jdl, job_dir, token)
             external_id = self.manager.submit(managed, batch)
-        except ManagerError as exc:
+        except (ManagerError, OSError) as exc:
             log.error("job %s: submission failed: %s", job.id, exc)
             self._change(
                 job.id,
@@ -339,14 +355,14 @@ class JobService:
                 f"{self.settings.NJOBS_MAX}): wait for one to end"
             )
 
-    def _write_scripts(self, job: Job, jdl: JobDefinition, job_dir: Path) -> Path:
+    def _write_scripts(self, job: Job, jdl: JobDefinition, job_dir: Path, token: str) -> Path:
         internal = job_dir / INTERNAL_DIR
-        try:
-            local_names = json.loads((internal / INPUTS_FILE).read_text())
-        except (OSError, ValueError):
-            local_names = {}
+        internal.mkdir(parents=True, exist_ok=True)
+        token_file = internal / TOKEN_FILE
+        token_file.touch(mode=0o600)
+        token_file.write_text(token)
         variables = {p.name: p.value for p in self.store.get_parameters(job.id)}
-        variables.update(local_names)
+        variables.update(self._input_files(job_dir))
         batch = render_batch_script(
             BatchJob(
                 job_id=job.id,
@@ -417,12 +433,7 @@ class JobService:
         uploads_by_name = self._uploads_by_input(jdl, uploads, file_names)
         stored = [Parameter(name, value) for name, value in parameters.items()]
         job_dir = self.job_dir(job.id)
-        if file_values or uploads_by_name:
-            internal = job_dir / INTERNAL_DIR
-            previous = json.loads((internal / INPUTS_FILE).read_text())
-            stored += self._save_inputs(job_dir, file_values, uploads_by_name)
-            previous.update(json.loads((internal / INPUTS_FILE).read_text()))
-            (internal / INPUTS_FILE).write_text(json.dumps(previous))
+        stored += self._save_inputs(job_dir, file_values, uploads_by_name)
         if not self.store.set_parameters(job.id, stored, {Phase.PENDING}):
             raise Forbidden(f"job {job.id} is no longer PENDING")
 
