@@ -1,8 +1,8 @@
-"""The reference of bench_create: a bare bottle handler behind the same waitress setup.
+"""The reference of bench_create: a bare bottle handler behind the same HTTP server.
 
 ``python bench/bare_app.py --port P --threads T`` serves POST /rest/<jobname> with a
-303 to a made-up job URL, after reading the form body (any handler reads it), with the
-waitress arguments `opus serve` uses (see opus/cli.py ``_serve``). Nothing is stored.
+303 to a made-up job URL, after reading the form body (any handler reads it), served by
+``opus.server.httpserver.serve``, exactly as `opus serve` serves OPUS. Nothing is stored.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import argparse
 import itertools
 
 import bottle
-import waitress
+
+from opus.server.httpserver import serve
 
 app = bottle.Bottle()
 counter = itertools.count()
@@ -33,22 +34,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=64)
-    parser.add_argument("--wait-max", type=int, default=600)
     args = parser.parse_args()
-    # The same arguments as opus.cli._serve.
-    waitress.serve(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        threads=args.threads,
-        connection_limit=max(1000, args.threads * 4),
-        backlog=2048,
-        channel_timeout=max(120, args.wait_max + 60),
-        asyncore_use_poll=True,
-        clear_untrusted_proxy_headers=True,
-        ident="OPUS",
-        _quiet=True,
-    )
+    serve(app, "127.0.0.1", args.port, args.threads)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import re
 import sys
@@ -71,10 +72,8 @@ async def _waiters(port: int, path: str, count: int, pipe: Connection):
     sent = asyncio.Event()
     counter = [0, count]
     tasks = [asyncio.create_task(_one_waiter(port, path, sent, counter)) for _ in range(count)]
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(sent.wait(), READY_TIMEOUT)
-    except TimeoutError:
-        pass
     pipe.send(("sent", counter[0]))
     answers = await asyncio.gather(*tasks, return_exceptions=True)
     pipe.send(("done", [a if isinstance(a, tuple) else (0.0, 0, repr(a)) for a in answers]))

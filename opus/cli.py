@@ -13,9 +13,8 @@ from opus.settings import SettingsError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import waitress
-
     from opus.server.app import create_app
+    from opus.server.httpserver import serve
 
     settings = load_settings()
     default = urlsplit(settings.BASE_URL)
@@ -25,19 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("opus").info(
         "OPUS %s serving on http://%s:%s (data in %s)", __version__, host, port, settings.VAR_PATH
     )
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=settings.SERVER_THREADS,
-        # Each WAITing client holds a connection and a thread; keep headroom for both.
-        connection_limit=max(1000, settings.SERVER_THREADS * 4),
-        backlog=2048,
-        channel_timeout=max(120, settings.WAIT_MAX + 60),
-        asyncore_use_poll=True,
-        clear_untrusted_proxy_headers=True,
-        ident="OPUS",
-    )
+    serve(app, host, port, settings.SERVER_THREADS, settings.MAX_UPLOAD_SIZE)
     return 0
 
 

@@ -1,26 +1,60 @@
 """Wake-ups for UWS WAIT: a blocked request sleeps until its job's phase changes.
 
 The JobService calls ``notify(job_id)`` after every phase change it makes; waiters
-sleep on a per-request Event, so a change wakes them at once (no polling loop).
-The number of simultaneous waiters is capped below the server's thread count, so
-blocked WAIT requests can never take every thread: past the cap, WAIT returns at
-once, which UWS allows.
+sleep on a per-request event, so a change wakes them at once (no polling loop). All the
+waiters one change wakes share a ``Wake``: the first of them reads the job and renders
+its document, the others reuse it, so waking 200 clients costs one database read, not
+200. The number of simultaneous waiters is capped below the server's thread count, so
+blocked WAIT requests can never take every thread: past the cap, WAIT returns at once,
+which UWS allows.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+
+class Wake:
+    """What the waiters woken by one change share: computed once, reused by all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, Any] = {}
+
+    def once(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` the first time ``key`` is asked for, the same value afterwards."""
+        with self._lock:
+            if key not in self._values:
+                self._values[key] = compute()
+            return self._values[key]
+
+
+class Waiter:
+    """One blocked request."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.wake: Wake | None = None
+
+    def wait(self, timeout: float) -> Wake | None:
+        """The Wake of the change that ended the wait, or None after ``timeout``."""
+        return self.wake if self._event.wait(timeout) else None
+
+    def set(self, wake: Wake) -> None:
+        self.wake = wake
+        self._event.set()
 
 
 class PhaseNotifier:
-    """Per-job sets of events, set when the job changes."""
+    """Per-job sets of waiters, woken when the job changes."""
 
     def __init__(self, max_waiters: int) -> None:
         self.max_waiters = max_waiters
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[threading.Event]] = {}
+        self._waiters: dict[str, set[Waiter]] = {}
         self._count = 0
 
     @property
@@ -29,27 +63,27 @@ class PhaseNotifier:
         return self._count
 
     @contextmanager
-    def subscribe(self, job_id: str) -> Iterator[threading.Event | None]:
-        """An event set at the job's next change; None when the waiter cap is reached.
+    def subscribe(self, job_id: str) -> Iterator[Waiter | None]:
+        """A waiter woken at the job's next change; None when the waiter cap is reached.
 
         Subscribe *before* reading the job's phase: a change between the read and the
-        wait still sets the event, so no wake-up is lost.
+        wait still wakes the waiter, so no wake-up is lost.
         """
-        event = threading.Event()
+        waiter: Waiter | None = Waiter()
         with self._lock:
             if self._count >= self.max_waiters:
-                event = None
+                waiter = None
             else:
-                self._waiters.setdefault(job_id, set()).add(event)
+                self._waiters.setdefault(job_id, set()).add(waiter)
                 self._count += 1
         try:
-            yield event
+            yield waiter
         finally:
-            if event is not None:
+            if waiter is not None:
                 with self._lock:
                     waiters = self._waiters.get(job_id)
-                    if waiters is not None and event in waiters:
-                        waiters.discard(event)
+                    if waiters is not None and waiter in waiters:
+                        waiters.discard(waiter)
                         if not waiters:
                             del self._waiters[job_id]
                     self._count -= 1
@@ -58,5 +92,7 @@ class PhaseNotifier:
         """Wake every request waiting on this job."""
         with self._lock:
             waiters = self._waiters.pop(job_id, set())
-        for event in waiters:
-            event.set()
+        if waiters:
+            wake = Wake()
+            for waiter in waiters:
+                waiter.set(wake)

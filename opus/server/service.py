@@ -31,7 +31,7 @@ from opus.server.errors import BadRequest, Conflict, Forbidden, NotFound
 from opus.server.inputs import Upload
 from opus.server.jdl import JDLRegistry, JobDefinition, ParameterError, coerce_parameters
 from opus.server.managers import JobState, ManagedJob, Manager, ManagerError
-from opus.server.notify import PhaseNotifier
+from opus.server.notify import PhaseNotifier, Wake
 from opus.server.phases import ACTIVE, RUNNING, TERMINAL, TRANSITIONS, Phase, parse_phase
 from opus.server.scripts import (
     BATCH_SCRIPT,
@@ -383,10 +383,16 @@ class JobService:
         """Stop a job that has not ended (403 for a job that has)."""
         if job.phase in TERMINAL:
             raise Forbidden(f"job {job.id} is {job.phase}: it cannot be aborted")
-        if job.phase != Phase.PENDING:
-            self._manager_abort(job)
-        self._change(job.id, Phase.ABORTED, {"end_time": utcnow()})
-        return self.store.get_job(job.id) or job
+        # ABORTED is stored before the process is killed: the other way round, the
+        # reconciler could see the dead process first and call the job an ERROR.
+        if not self._change(job.id, Phase.ABORTED, {"end_time": utcnow()}):
+            current = self.store.get_job(job.id)
+            now = current.phase if current else "deleted"
+            raise Forbidden(f"job {job.id} is {now}: it cannot be aborted")
+        current = self.store.get_job(job.id) or job
+        if current.external_id is not None:
+            self._manager_abort(current)
+        return current
 
     def _manager_abort(self, job: Job) -> None:
         try:
@@ -542,23 +548,30 @@ class JobService:
 
     # -- WAIT ---------------------------------------------------------------------
 
-    def wait(self, jobname: str, job_id: str, timeout: float, phase: Phase | None) -> Job:
-        """Block while the job is active (and in ``phase`` if given), up to ``timeout``."""
+    def wait(
+        self, jobname: str, job_id: str, timeout: float, phase: Phase | None
+    ) -> tuple[Job, Wake | None]:
+        """Block while the job is active (and in ``phase`` if given), up to ``timeout``.
+
+        Returns the job and, when a change woke the request, the Wake it shares with
+        the other requests that change woke (to render the answer once for all).
+        """
         deadline = time.monotonic() + timeout
-        with self.notifier.subscribe(job_id) as event:
+        with self.notifier.subscribe(job_id) as waiter:
             job = self.get_job(jobname, job_id)
-            if event is None:
-                return job
+            if waiter is None:
+                return job, None
             while True:
                 if job.phase not in ACTIVE or (phase is not None and job.phase != phase):
-                    return job
+                    return job, None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return job
+                    return job, None
                 # A change made by another process (``opus maintenance``) does not
                 # notify us: look again at least every few seconds.
-                if event.wait(min(remaining, 5.0)):
-                    return self.get_job(jobname, job_id)
+                wake = waiter.wait(min(remaining, 5.0))
+                if wake is not None:
+                    return wake.once("job", lambda: self.get_job(jobname, job_id)), wake
                 job = self.get_job(jobname, job_id)
 
     # -- reconciliation -----------------------------------------------------------

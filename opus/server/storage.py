@@ -9,6 +9,8 @@ lock upgrades under concurrent requests. Phase changes are compare-and-set
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -207,6 +209,18 @@ class JobStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time: queueing writers on a lock in this process
+        # is fair and prompt, where SQLite's busy handler sleeps in steps of up to
+        # 100 ms (creation p99 went from ~400 ms to ~40 ms with 8 clients).
+        self._write_lock = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction (serialised within the process on SQLite)."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     def create_schema(self) -> None:
         """Create the tables that do not exist yet."""
@@ -225,7 +239,7 @@ class JobStore:
             {"job_id": job.id, "name": p.name, "value": p.value, "by_reference": p.by_reference}
             for p in parameters
         ]
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(insert(JobRow), [values])
             if rows:
                 conn.execute(insert(ParameterRow), rows)
@@ -260,7 +274,7 @@ class JobStore:
             .where(JobRow.id == job_id, JobRow.phase.in_([p.value for p in allowed_from]))
             .values(**values)
         )
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             changed = conn.execute(statement).rowcount == 1
             result_rows = [
                 {
@@ -285,11 +299,11 @@ class JobStore:
         statement = update(JobRow).where(JobRow.id == job_id).values(**fields)
         if only_in is not None:
             statement = statement.where(JobRow.phase.in_([p.value for p in only_in]))
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return conn.execute(statement).rowcount == 1
 
     def delete_job(self, job_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
             conn.execute(delete(ParameterRow).where(ParameterRow.job_id == job_id))
             conn.execute(delete(JobRow).where(JobRow.id == job_id))
@@ -372,7 +386,7 @@ class JobStore:
         the write lock), so a RUN racing with the change cannot slip in between.
         """
         allowed = [p.value for p in only_in]
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             guard = (
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.phase.in_(allowed))
@@ -412,5 +426,5 @@ class JobStore:
             return [Result(*row) for row in conn.execute(statement)]
 
     def delete_results(self, job_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))

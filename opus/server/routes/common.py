@@ -32,11 +32,15 @@ def see_other(location: str) -> bottle.HTTPResponse:
 
 def form_values(request: bottle.BaseRequest) -> list[tuple[str, str]]:
     """Every (name, value) of the query string and the body form, decoded as UTF-8."""
+    # Query and body are decoded separately: bottle leaves url-encoded values as
+    # latin-1 (recoded by decode()) but multipart fields already decoded, and
+    # request.params would recode those a second time (garbling or refusing non-ASCII).
     try:
-        params = request.params.decode()
+        pairs = list(request.query.decode().allitems())
+        pairs += request.forms.decode().allitems()
     except (UnicodeError, ValueError) as exc:
         raise BadRequest(f"unreadable form data: {exc}") from None
-    return list(params.allitems())
+    return pairs
 
 
 def single_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -167,7 +167,10 @@ def install(app: bottle.Bottle, service: JobService) -> None:
                     raise BadRequest(f"PHASE: {exc}") from None
             timeout = settings.WAIT_MAX if wait == -1 else min(wait, settings.WAIT_MAX)
             if timeout > 0:
-                job = service.wait(jobname, job_id, timeout, phase)
+                job, wake = service.wait(jobname, job_id, timeout, phase)
+                if wake is not None:
+                    woken = job
+                    return xml(wake.once("document", lambda: job_document(job_view(woken))))
         return xml(job_document(job_view(job)))
 
     @app.delete(JOB)
