@@ -165,18 +165,23 @@ class Client:
         phases: Iterable[str] = TERMINAL,
         timeout: float = 60,
     ) -> JobDoc:
-        """Block (with UWS WAIT) until the job is in one of ``phases``."""
+        """Block (with UWS WAIT) until the job is in one of ``phases``.
+
+        Each WAIT names the phase last seen (WAIT=n&PHASE=p): a plain WAIT on a job
+        that already reached an active target phase (EXECUTING) would block until
+        the job left it.
+        """
         wanted = set(phases)
         deadline = time.monotonic() + timeout
+        doc = self.job(jobname, job_id)
         while True:
-            remaining = deadline - time.monotonic()
-            doc = self.job(jobname, job_id, WAIT=max(1, min(10, int(remaining))))
             if doc.phase in wanted:
                 return doc
+            remaining = deadline - time.monotonic()
             if doc.phase in TERMINAL or remaining <= 0:
                 raise AssertionError(f"job {job_id} is {doc.phase}, expected one of {wanted}")
-            if doc.phase == "PENDING":
-                time.sleep(0.2)  # WAIT returns at once on PENDING only if asked to
+            wait = max(1, min(10, int(remaining)))
+            doc = self.job(jobname, job_id, WAIT=wait, PHASE=doc.phase)
 
     def list_ids(self, jobname: str, **params: str) -> list[str]:
         response = self.get(f"/rest/{jobname}", params=params)
@@ -283,10 +288,17 @@ def file_server(files: dict[str, bytes]) -> Iterator[str]:
 
 @contextmanager
 def running_server(tmp_path: Path, **settings: str) -> Iterator[LiveServer]:
-    """A started LiveServer, stopped at the end."""
+    """A started LiveServer, stopped at the end; fails if the server logged a traceback
+    (an unexpected server fault, answered 500)."""
     server = LiveServer(tmp_path, **settings)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+    assert_clean_log(server)
+
+
+def assert_clean_log(server: LiveServer) -> None:
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, f"the server logged a fault:\n{log[-5000:]}"

@@ -17,6 +17,7 @@ from lxml import etree
 from tests.conftest import LiveServer
 from tests.live_helpers import (
     Client,
+    assert_clean_log,
     eventually,
     file_server,
     group_members,
@@ -436,7 +437,7 @@ def test_callback_lost_while_the_server_was_down(tmp_path: Path) -> None:
     live.start()
     try:
         client = Client(live)
-        job_id = client.create("sleep", {"duration": "2"}, run=True)
+        job_id = client.create("sleep", {"duration": "4"}, run=True)
         client.wait_for("sleep", job_id, {"EXECUTING"}, timeout=30)
         live.stop(kill=True)
 
@@ -451,7 +452,7 @@ def test_callback_lost_while_the_server_was_down(tmp_path: Path) -> None:
         assert doc.phase == "COMPLETED", doc.body
         response = client.get(doc.results["output"]["href"])
         assert response.status_code == 200
-        assert f"job {job_id} slept for 2" in response.text
+        assert f"job {job_id} slept for 4" in response.text
         # A callback retried after the reconciler's change is accepted as a repeat.
         eventually(
             lambda: not processes_in(client.job_dir(job_id)),
@@ -461,3 +462,4 @@ def test_callback_lost_while_the_server_was_down(tmp_path: Path) -> None:
         assert client.phase("sleep", job_id) == "COMPLETED"
     finally:
         live.stop()
+    assert_clean_log(live)

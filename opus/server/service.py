@@ -580,19 +580,21 @@ class JobService:
         """One pass: ask the manager about running jobs, enforce limits, destroy."""
         report = ReconcileReport()
         now = utcnow()
-        jobs = self.store.running_jobs(RUNNING)
-        report.checked = len(jobs)
-        managed = [
-            ManagedJob(j.id, j.external_id, self.job_dir(j.id), j.execution_duration)
-            for j in jobs
-            if j.external_id
-        ]
-        states = self.manager.states(managed) if managed else {}
-        for job in jobs:
-            try:
-                self._reconcile_job(job, states.get(job.id), now, report)
-            except Exception:
-                log.exception("reconciling job %s failed", job.id)
+        # In batches, so that memory stays flat however many jobs run; each batch is
+        # one call to the manager (one squeue for SLURM).
+        for jobs in self.store.running_jobs(RUNNING):
+            report.checked += len(jobs)
+            managed = [
+                ManagedJob(j.id, j.external_id, self.job_dir(j.id), j.execution_duration)
+                for j in jobs
+                if j.external_id
+            ]
+            states = self.manager.states(managed) if managed else {}
+            for job in jobs:
+                try:
+                    self._reconcile_job(job, states.get(job.id), now, report)
+                except Exception:
+                    log.exception("reconciling job %s failed", job.id)
         self._destroy_expired(now, report)
         return report
 

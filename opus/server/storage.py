@@ -343,11 +343,13 @@ class JobStore:
             for row in result:
                 yield JobListEntry(*row)
 
-    def running_jobs(self, phases: Collection[Phase]) -> list[Job]:
-        """Jobs in the given phases (the reconciler's working set)."""
+    def running_jobs(self, phases: Collection[Phase], batch: int = 1000) -> Iterator[list[Job]]:
+        """Jobs in the given phases (the reconciler's working set), in batches."""
         statement = select(*_JOB_COLUMNS).where(JobRow.phase.in_([p.value for p in phases]))
         with self.engine.connect() as conn:
-            return [_job_from_row(row) for row in conn.execute(statement)]
+            result = conn.execution_options(yield_per=batch).execute(statement)
+            for rows in result.partitions():
+                yield [_job_from_row(row) for row in rows]
 
     def expired_job_ids(self, now: datetime, limit: int = 1000) -> list[str]:
         """Ids of jobs whose destruction time has passed (ARCHIVED ones excluded)."""
