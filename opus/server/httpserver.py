@@ -10,6 +10,7 @@ for everything else. The benchmarks' reference handler is served by this same fu
 from __future__ import annotations
 
 import signal
+import threading
 from typing import Any
 
 from cheroot import wsgi
@@ -43,7 +44,10 @@ def serve(app: Any, host: str, port: int, threads: int, max_body: int | None = N
     server = make_server(app, host, port, threads, max_body)
 
     def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+        # Stopping closes the listening socket and joins the workers: done from another
+        # thread, so that the serving loop in this one sees it and returns.
+        threading.Thread(target=server.stop, name="opus-stop").start()
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     server.safe_start()

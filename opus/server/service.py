@@ -345,7 +345,11 @@ class JobService:
             )
         else:
             self.store.update_job(job.id, {"external_id": external_id})
-        return self.store.get_job(job.id) or job
+        current = self.store.get_job(job.id) or job
+        if current.phase in TERMINAL and current.external_id:
+            # Aborted or deleted while being submitted: the abort found no process.
+            self._manager_abort(current)
+        return current
 
     def _check_active_limit(self, owner: str) -> None:
         active = self.store.count_jobs(owner, RUNNING)
