@@ -24,9 +24,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# System tools the tests use: bash runs batch scripts, curl sends their callbacks (and
+# is driven by the walkthrough tests). Installed with apt-get when missing.
+SYSTEM_TOOLS := bash curl
+
 install-test: $(VENV)/.installed-test
-	@# python3 runs the callbacks of batch scripts; bash runs the scripts.
-	@command -v bash >/dev/null && command -v python3 >/dev/null
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
 
 run: install
 	$(BIN)/opus init
@@ -45,6 +51,9 @@ format: install-test
 	$(BIN)/ruff check --fix opus tests bench wsgi.py
 
 bench: install-test
+	@# wrk is the load generator of bench_create (a Python one is used without it).
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
+	  || echo "wrk could not be installed: bench_create uses Python clients"
 	$(BIN)/python bench/run_all.py
 
 clean:

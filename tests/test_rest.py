@@ -442,3 +442,23 @@ def test_active_job_limit(tmp_path: Path) -> None:
     app.post(f"{running}/phase", {"PHASE": "ABORT"}, status=303)
     app.post(f"{pending}/phase", {"PHASE": "RUN"}, status=303)
     app.delete(pending)
+
+
+def test_unnamed_result_files_are_served_under_their_name(app, service) -> None:
+    """Files the script leaves in JOB_OUTPUT_DIR are results too, whatever their name."""
+    path = create(app, duration="0", PHASE="RUN")
+    job_id = job_id_of(path)
+    finish_for_real(service, job_id)
+    job = service.store.get_job(job_id)
+    extra = service.job_dir(job_id) / "results" / "extra notes.csv"
+    extra.write_text("a,b\n")
+    results = {r.result_id: r for r in service.collect_results(job)}
+    assert results["extra notes.csv"].content_type == "text/csv"
+    assert results["output"].size > 0
+    service.store.change_phase(job_id, {job.phase}, job.phase, results=results.values())
+    href = webtest_xml(app.get(f"{path}/results")).find(f"{U}result[@id='extra notes.csv']")
+    assert href.get("{http://www.w3.org/1999/xlink}href").endswith("/extra%20notes.csv")
+    content = app.get(urlsplit(href.get("{http://www.w3.org/1999/xlink}href")).path)
+    assert content.text == "a,b\n"
+    redirect = app.get(f"{path}/results/extra%20notes.csv", status=303)
+    assert redirect.location.endswith("/extra%20notes.csv")

@@ -24,8 +24,6 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
-
 from opus.server import inputs
 from opus.server.errors import BadRequest, Conflict, Forbidden, NotFound
 from opus.server.inputs import Upload
@@ -212,10 +210,8 @@ class JobService:
                 token_hash="",
             )
             self.store.insert_job(job, stored)
-        except IntegrityError:  # pragma: no cover - the directory already claimed the id
-            inputs.remove_tree(job_dir)
-            raise
         except BaseException:
+            # Nothing is kept of a job that could not be stored.
             inputs.remove_tree(job_dir)
             raise
         if start:

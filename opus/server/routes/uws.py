@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import bottle
 
 from opus.server import auth
@@ -101,7 +103,7 @@ def install(app: bottle.Bottle, service: JobService) -> None:
                 for p in service.store.get_parameters(job.id)
             ],
             results=[
-                ResultView(r.result_id, f"{prefix}/{r.result_id}", r.size, r.content_type)
+                ResultView(r.result_id, f"{prefix}/{quote(r.result_id)}", r.size, r.content_type)
                 for r in service.store.get_results(job.id)
             ],
             error_type=job.error_type,
@@ -279,7 +281,7 @@ def install(app: bottle.Bottle, service: JobService) -> None:
         job = load_job(jobname, job_id)
         for result in service.store.get_results(job.id):
             if result.result_id == result_id:
-                return see_other(f"/store/{job.id}/{result_id}")
+                return see_other(f"/store/{job.id}/{quote(result_id)}")
         raise NotFound(f"job {job_id} has no result {result_id!r}")
 
     def stream_file(job: Job, which: str):
