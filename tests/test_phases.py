@@ -29,3 +29,18 @@ def test_parse_phase() -> None:
     assert parse_phase(" executing ") is Phase.EXECUTING
     with pytest.raises(ValueError, match="unknown phase"):
         parse_phase("RUNNING")
+
+
+def test_allowed_predecessors_follow_the_table() -> None:
+    from opus.server.phases import allowed_predecessors
+
+    assert allowed_predecessors(Phase.QUEUED) == {
+        Phase.PENDING,
+        Phase.HELD,
+        Phase.SUSPENDED,
+        Phase.UNKNOWN,
+    }
+    assert Phase.COMPLETED not in allowed_predecessors(Phase.EXECUTING)
+    for phase in Phase:
+        for source in allowed_predecessors(phase):
+            assert can_change(source, phase)

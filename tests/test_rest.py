@@ -460,5 +460,6 @@ def test_unnamed_result_files_are_served_under_their_name(app, service) -> None:
     assert href.get("{http://www.w3.org/1999/xlink}href").endswith("/extra%20notes.csv")
     content = app.get(urlsplit(href.get("{http://www.w3.org/1999/xlink}href")).path)
     assert content.text == "a,b\n"
+    assert content.headers["Content-Disposition"] == "inline; filename*=UTF-8''extra%20notes.csv"
     redirect = app.get(f"{path}/results/extra%20notes.csv", status=303)
     assert redirect.location.endswith("/extra%20notes.csv")

@@ -65,6 +65,11 @@ def can_change(current: Phase, new: Phase) -> bool:
     return new in TRANSITIONS[current]
 
 
+def allowed_predecessors(phase: Phase) -> frozenset[Phase]:
+    """Phases from which the table allows a change to ``phase`` (for compare-and-set)."""
+    return frozenset(p for p, targets in TRANSITIONS.items() if phase in targets)
+
+
 def parse_phase(text: str) -> Phase:
     """The Phase named by ``text`` (case-insensitive); ValueError if there is none."""
     try:

@@ -30,7 +30,14 @@ from opus.server.inputs import Upload
 from opus.server.jdl import JDLRegistry, JobDefinition, ParameterError, coerce_parameters
 from opus.server.managers import JobState, ManagedJob, Manager, ManagerError
 from opus.server.notify import PhaseNotifier, Wake
-from opus.server.phases import ACTIVE, RUNNING, TERMINAL, TRANSITIONS, Phase, parse_phase
+from opus.server.phases import (
+    ACTIVE,
+    RUNNING,
+    TERMINAL,
+    Phase,
+    allowed_predecessors,
+    parse_phase,
+)
 from opus.server.scripts import (
     BATCH_SCRIPT,
     INTERNAL_DIR,
@@ -63,11 +70,6 @@ def new_job_id() -> str:
 def hash_token(token: str) -> str:
     """The stored form of a job's signal token."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def allowed_predecessors(phase: Phase) -> frozenset[Phase]:
-    """Phases from which the table allows a change to ``phase``."""
-    return frozenset(p for p, targets in TRANSITIONS.items() if phase in targets)
 
 
 @dataclass

@@ -249,10 +249,6 @@ class JobStore:
             row = conn.execute(select(*_JOB_COLUMNS).where(JobRow.id == job_id)).first()
         return None if row is None else _job_from_row(row)
 
-    def job_exists(self, job_id: str) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(select(JobRow.id).where(JobRow.id == job_id)).first() is not None
-
     def change_phase(
         self,
         job_id: str,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import bottle
 
 from opus.server import auth
@@ -30,6 +32,8 @@ def install(app: bottle.Bottle, service: JobService) -> None:
                     path.name, root=str(path.parent), mimetype=result.content_type
                 )
                 if isinstance(response, bottle.HTTPResponse) and response.status_code < 300:
-                    response.set_header("Content-Disposition", f'inline; filename="{path.name}"')
+                    # RFC 6266/5987 form: any file name, quoted, cannot break the header.
+                    disposition = f"inline; filename*=UTF-8''{quote(path.name)}"
+                    response.set_header("Content-Disposition", disposition)
                 return response
         raise NotFound(f"job {job_id} has no result {result_id!r}")

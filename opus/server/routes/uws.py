@@ -60,6 +60,13 @@ def install(app: bottle.Bottle, service: JobService) -> None:
             raise Forbidden(f"job {job_id} belongs to another user")
         return job
 
+    def posted_control(name: str) -> str:
+        """The value of one UWS control parameter of the request (400 if missing)."""
+        values = {k.upper(): v for k, v in single_values(form_values(request)).items()}
+        if name not in values:
+            raise BadRequest(f"{name} is missing")
+        return values[name]
+
     def list_url(jobname: str) -> str:
         return f"{settings.BASE_URL}/rest/{jobname}"
 
@@ -183,9 +190,7 @@ def install(app: bottle.Bottle, service: JobService) -> None:
     @app.post(JOB)
     def post_job(jobname: str, job_id: str):
         job = load_job(jobname, job_id)
-        values = single_values(form_values(request))
-        action = {k.upper(): v for k, v in values.items()}.get("ACTION")
-        if action is None or action.strip().upper() != "DELETE":
+        if posted_control("ACTION").strip().upper() != "DELETE":
             raise BadRequest("POST on a job takes ACTION=DELETE")
         service.delete(job)
         return see_other(f"/rest/{jobname}")
@@ -199,8 +204,7 @@ def install(app: bottle.Bottle, service: JobService) -> None:
     @app.post(f"{JOB}/phase")
     def post_phase(jobname: str, job_id: str):
         job = load_job(jobname, job_id)
-        values = {k.upper(): v for k, v in single_values(form_values(request)).items()}
-        wanted = values.get("PHASE", "").strip().upper()
+        wanted = posted_control("PHASE").strip().upper()
         if wanted == "RUN":
             service.run(job)
         elif wanted == "ABORT":
@@ -216,10 +220,7 @@ def install(app: bottle.Bottle, service: JobService) -> None:
     @app.post(f"{JOB}/executionduration")
     def post_duration(jobname: str, job_id: str):
         job = load_job(jobname, job_id)
-        values = {k.upper(): v for k, v in single_values(form_values(request)).items()}
-        if "EXECUTIONDURATION" not in values:
-            raise BadRequest("EXECUTIONDURATION is missing")
-        service.set_execution_duration(job, values["EXECUTIONDURATION"])
+        service.set_execution_duration(job, posted_control("EXECUTIONDURATION"))
         return see_other(f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/destruction")
@@ -229,10 +230,7 @@ def install(app: bottle.Bottle, service: JobService) -> None:
     @app.post(f"{JOB}/destruction")
     def post_destruction(jobname: str, job_id: str):
         job = load_job(jobname, job_id)
-        values = {k.upper(): v for k, v in single_values(form_values(request)).items()}
-        if "DESTRUCTION" not in values:
-            raise BadRequest("DESTRUCTION is missing")
-        service.set_destruction(job, values["DESTRUCTION"])
+        service.set_destruction(job, posted_control("DESTRUCTION"))
         return see_other(f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/quote")
