@@ -26,6 +26,10 @@ class Wake:
 
     def once(self, key: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` the first time ``key`` is asked for, the same value afterwards."""
+        # Once computed, readers take no lock: many woken threads contending for one
+        # lock each cost a context switch.
+        if key in self._values:
+            return self._values[key]
         with self._lock:
             if key not in self._values:
                 self._values[key] = compute()
