@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from opus import __version__
+from opus.server.auth import ADMIN_ROLE, UserError, UserManager
 from opus.settings import SettingsError, load_settings
 
 
@@ -67,6 +69,45 @@ def _jdl_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _users() -> UserManager:
+    from opus.server.app import open_store
+    from opus.server.storage import UserStore
+
+    return UserManager(UserStore(open_store(load_settings()).engine))
+
+
+def _user(args: argparse.Namespace) -> int:
+    manager = _users()
+    try:
+        if args.user_command == "add":
+            roles = [r.strip() for r in (args.roles or "").split(",") if r.strip()]
+            if args.admin:
+                roles.insert(0, ADMIN_ROLE)
+            password = getpass.getpass(f"web password for {args.name}: ") if args.password else None
+            user, token = manager.add(args.name, roles, password)
+            print(f"created user {user.name} (roles: {', '.join(user.roles) or 'none'})")
+            print("API token (shown once; use HTTP Basic name:token or Bearer token):")
+            print(token)
+        elif args.user_command == "list":
+            for user in manager.users.all():
+                state = "active" if user.active else "disabled"
+                print(f"{user.name}\t{state}\t{','.join(user.roles)}")
+        elif args.user_command == "token":
+            token = manager.rotate_token(args.name)
+            print(f"new API token for {args.name} (the old one no longer works):")
+            print(token)
+        elif args.user_command in ("disable", "enable"):
+            manager.set_active(args.name, args.user_command == "enable")
+            print(f"{args.name} {args.user_command}d")
+        elif args.user_command == "delete":
+            manager.delete(args.name)
+            print(f"{args.name} deleted")
+    except UserError as exc:
+        print(f"opus: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opus", description="OPUS UWS job server")
     parser.add_argument("--version", action="version", version=f"opus {__version__}")
@@ -84,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
         "maintenance", help="one reconcile pass: lost jobs, time limits, destruction (cron)"
     )
     maintenance.set_defaults(func=_maintenance)
+
+    user = commands.add_parser("user", help="manage users and their API tokens")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = user_commands.add_parser("add", help="create a user; prints its token last")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="give the admin role")
+    add.add_argument("--roles", help="comma-separated roles (job types, or all)")
+    add.add_argument("--password", action="store_true", help="ask for a web password")
+    user_commands.add_parser("list", help="list users, their state and roles")
+    for verb, text in [
+        ("token", "give a user a new token (the old one stops working)"),
+        ("disable", "refuse a user's requests"),
+        ("enable", "accept a disabled user's requests again"),
+        ("delete", "delete a user (their jobs stay)"),
+    ]:
+        user_commands.add_parser(verb, help=text).add_argument("name")
+    user.set_defaults(func=_user)
 
     jdl = commands.add_parser("jdl", help="job definitions")
     jdl_commands = jdl.add_subparsers(dest="jdl_command", required=True)

@@ -72,3 +72,30 @@ def test_bad_setting_is_reported(tmp_path: Path) -> None:
     done = opus("init", var=tmp_path, OPUS_WAIT_MAX="soon")
     assert done.returncode == 2
     assert "WAIT_MAX" in done.stderr
+
+
+def test_user_commands(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    added = opus("user", "add", "alice", "--admin", "--roles", "sleep,fail", var=var)
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]  # the token is the last line
+    assert len(token) >= 40
+    assert opus("user", "add", "alice", var=var).returncode == 1
+    listed = opus("user", "list", var=var).stdout
+    assert "alice\tactive\tadmin,sleep,fail" in listed
+    assert token not in listed
+
+    from opus.server.auth import hash_token
+    from opus.server.storage import UserStore, make_engine
+
+    users = UserStore(make_engine(f"sqlite:///{var / 'opus.db'}"))
+    assert users.get("alice").token_hash == hash_token(token)
+    rotated = opus("user", "token", "alice", var=var).stdout.strip().splitlines()[-1]
+    assert users.get("alice").token_hash == hash_token(rotated) != hash_token(token)
+    assert opus("user", "disable", "alice", var=var).returncode == 0
+    assert users.get("alice").active is False
+    assert opus("user", "delete", "alice", var=var).returncode == 0
+    assert users.get("alice") is None
+    missing = opus("user", "token", "nobody", var=var)
+    assert missing.returncode == 1 and "no user" in missing.stderr
+    assert missing.stdout == ""

@@ -17,13 +17,14 @@ from typing import Any
 
 import bottle
 
+from opus.server.auth import Authenticator
 from opus.server.errors import OpusError
 from opus.server.jdl import JDLRegistry
 from opus.server.managers import make_manager
 from opus.server.routes import handler, store, uws
 from opus.server.routes.common import TEXT_CONTENT_TYPE
 from opus.server.service import JobService, Reconciler
-from opus.server.storage import JobStore, make_engine
+from opus.server.storage import JobStore, UserStore, make_engine
 from opus.settings import Settings
 
 log = logging.getLogger("opus.app")
@@ -44,11 +45,17 @@ def init_data(settings: Settings) -> None:
         log.info("seeded example job definitions into %s", jdl_path)
 
 
-def build_service(settings: Settings) -> JobService:
-    """The JobService of this process (creates directories and tables if needed)."""
+def open_store(settings: Settings) -> JobStore:
+    """The process's JobStore (creates the data directories and tables if needed)."""
     init_data(settings)
     job_store = JobStore(make_engine(settings.DATABASE_URL))
     job_store.create_schema()
+    return job_store
+
+
+def build_service(settings: Settings) -> JobService:
+    """The JobService of this process."""
+    job_store = open_store(settings)
     return JobService(settings, job_store, make_manager(settings), JDLRegistry(settings.jdl_path))
 
 
@@ -90,12 +97,14 @@ def create_app(
     app.install(_plain_errors)
     app.default_error_handler = _error_page  # type: ignore[method-assign]
     app.config["opus.service"] = service
-    uws.install(app, service)
-    store.install(app, service)
+    authn = Authenticator(settings, UserStore(service.store.engine))
+    uws.install(app, service, authn)
+    store.install(app, service, authn)
     handler.install(app, service)
 
     @app.get("/")
     def index():
+        authn.caller(bottle.request)
         bottle.response.content_type = TEXT_CONTENT_TYPE
         names = service.registry.names()
         lines = ["OPUS job server (UWS 1.1)", "", "Job types (UWS job lists):"]

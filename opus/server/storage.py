@@ -426,3 +426,92 @@ class JobStore:
     def delete_results(self, job_id: str) -> None:
         with self._writing() as conn:
             conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
+
+
+class UserRow(Base):
+    """A user: roles, active flag, API token (hash only) and optional web password."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    roles: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(Text, default=None)
+    creation_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True)
+class User:
+    """A stored user (the token itself is never stored, only its hash)."""
+
+    name: str
+    roles: tuple[str, ...]
+    active: bool
+    token_hash: str
+    password_hash: str | None
+    creation_time: datetime
+
+
+def _user_from_row(row: Any) -> User:
+    values = dict(row._mapping)
+    values["roles"] = tuple(r for r in values["roles"].split(",") if r)
+    return User(**values)
+
+
+_USER_COLUMNS = [c for c in UserRow.__table__.columns]
+
+
+class UserStore:
+    """All reads and writes of users."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(self, user: User) -> None:
+        """Store a new user; IntegrityError if the name is taken."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(UserRow).values(
+                    name=user.name,
+                    roles=",".join(user.roles),
+                    active=user.active,
+                    token_hash=user.token_hash,
+                    password_hash=user.password_hash,
+                    creation_time=user.creation_time,
+                )
+            )
+
+    def get(self, name: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_USER_COLUMNS).where(UserRow.name == name)).first()
+        return None if row is None else _user_from_row(row)
+
+    def by_token_hash(self, token_hash: str) -> User | None:
+        statement = select(*_USER_COLUMNS).where(UserRow.token_hash == token_hash)
+        with self.engine.connect() as conn:
+            row = conn.execute(statement).first()
+        return None if row is None else _user_from_row(row)
+
+    def all(self) -> list[User]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*_USER_COLUMNS).order_by(UserRow.name))
+            return [_user_from_row(row) for row in rows]
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(UserRow)).scalar_one())
+
+    def update(self, name: str, **fields: Any) -> bool:
+        """Change columns of a user (roles as a sequence); True if the user exists."""
+        if "roles" in fields:
+            fields["roles"] = ",".join(fields["roles"])
+        with self.engine.begin() as conn:
+            return (
+                conn.execute(update(UserRow).where(UserRow.name == name).values(**fields)).rowcount
+                == 1
+            )
+
+    def delete(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(UserRow).where(UserRow.name == name)).rowcount == 1

@@ -12,16 +12,16 @@ from opus.server.routes.common import JOB_ID_PATTERN
 from opus.server.service import JobService
 
 
-def install(app: bottle.Bottle, service: JobService) -> None:
+def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) -> None:
     """Register the result-file route on ``app``."""
 
     @app.get(f"/store/<job_id:re:{JOB_ID_PATTERN}>/<result_id>")
     def get_result_file(job_id: str, result_id: str):
-        caller = auth.current_owner(bottle.request, service.settings)
+        who = authn.caller(bottle.request)
         job = service.store.get_job(job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
-        if not auth.check_job_access(job.owner, caller):
+        if not auth.can_access(who, job.owner):
             raise Forbidden(f"job {job_id} belongs to another user")
         for result in service.store.get_results(job_id):
             if result.result_id == result_id:

@@ -45,18 +45,18 @@ J = f"/rest/<jobname:re:{JOBNAME_PATTERN}>"
 JOB = f"{J}/<job_id:re:{JOB_ID_PATTERN}>"
 
 
-def install(app: bottle.Bottle, service: JobService) -> None:
+def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) -> None:
     """Register the UWS routes on ``app``."""
     settings = service.settings
     request = bottle.request
 
-    def owner() -> str:
-        return auth.current_owner(request, settings)
+    def caller() -> auth.Caller:
+        return authn.caller(request)
 
     def load_job(jobname: str, job_id: str) -> Job:
-        caller = owner()
+        who = caller()
         job = service.get_job(jobname, job_id)
-        if not auth.check_job_access(job.owner, caller):
+        if not auth.can_access(who, job.owner):
             raise Forbidden(f"job {job_id} belongs to another user")
         return job
 
@@ -121,7 +121,7 @@ def install(app: bottle.Bottle, service: JobService) -> None:
 
     @app.get(J)
     def job_list(jobname: str):
-        caller = owner()
+        who = caller()
         service.definition(jobname)
         pairs = list(request.query.decode().allitems())
         try:
@@ -142,15 +142,17 @@ def install(app: bottle.Bottle, service: JobService) -> None:
             if not raw.isdigit() or int(raw) < 1:
                 raise BadRequest(f"LAST must be a positive integer, not {last_values[0]!r}")
             last = int(raw)
-        entries = service.store.list_jobs(jobname, phases, after, last, owner=caller)
+        # Admins see every job; everybody else only their own.
+        owner = None if who.is_admin else who.name
+        entries = service.store.list_jobs(jobname, phases, after, last, owner=owner)
         refs = (JobRef(e.job_id, e.phase, e.run_id, e.owner, e.creation_time) for e in entries)
         return xml(job_list_chunks(refs, list_url(jobname)))
 
     @app.post(J)
     def create_job(jobname: str):
-        caller = owner()
+        who = caller()
         params, control, uploads = split_form()
-        job = service.create_job(jobname, caller, params, uploads, control)
+        job = service.create_job(jobname, who.name, params, uploads, control)
         return see_other(f"/rest/{jobname}/{job.id}")
 
     # -- a job --------------------------------------------------------------------
@@ -302,5 +304,5 @@ def install(app: bottle.Bottle, service: JobService) -> None:
 
     @app.get("/rest")
     def job_types():
-        owner()
+        caller()
         return text("".join(f"{name}\n" for name in service.registry.names()))
