@@ -17,11 +17,11 @@ from typing import Any
 
 import bottle
 
-from opus.server.auth import Authenticator
+from opus.server.auth import Authenticator, UserManager
 from opus.server.errors import OpusError
 from opus.server.jdl import JDLRegistry
 from opus.server.managers import make_manager
-from opus.server.routes import handler, store, uws
+from opus.server.routes import handler, openapi, scim, store, uws
 from opus.server.routes.common import TEXT_CONTENT_TYPE
 from opus.server.service import JobService, Reconciler
 from opus.server.storage import JobStore, UserStore, make_engine
@@ -97,9 +97,12 @@ def create_app(
     app.install(_plain_errors)
     app.default_error_handler = _error_page  # type: ignore[method-assign]
     app.config["opus.service"] = service
-    authn = Authenticator(settings, UserStore(service.store.engine))
+    user_store = UserStore(service.store.engine)
+    authn = Authenticator(settings, user_store)
     uws.install(app, service, authn)
     store.install(app, service, authn)
+    scim.install(app, UserManager(user_store), authn)
+    openapi.install(app, settings)
     handler.install(app, service)
 
     @app.get("/")
