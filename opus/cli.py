@@ -32,12 +32,23 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _init(args: argparse.Namespace) -> int:
     from opus.server.app import build_service
+    from opus.server.storage import UserStore
 
     settings = load_settings()
     service = build_service(settings)
     print(f"data directory: {settings.VAR_PATH}")
     print(f"job definitions: {settings.jdl_path} ({', '.join(service.registry.names())})")
     print(f"database: {settings.DATABASE_URL}")
+    users = UserManager(UserStore(service.store.engine))
+    if users.users.count() == 0:
+        # First start: an admin to log in with (the token is shown this once).
+        _user_record, token = users.add(args.admin, [ADMIN_ROLE])
+        print()
+        print(f"created the admin user {args.admin!r}; its API token (shown once):")
+        print(f"    {token}")
+        print("use it as HTTP Basic credentials or a Bearer token, for example:")
+        print(f"    curl -u {args.admin}:{token} {settings.BASE_URL}/rest")
+        print(f"a new token: opus user token {args.admin}; more users: opus user add NAME")
     return 0
 
 
@@ -118,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: from BASE_URL)")
     serve.set_defaults(func=_serve)
 
-    init = commands.add_parser("init", help="create the data directory and database")
+    init = commands.add_parser(
+        "init", help="create the data directory and database (and an admin, the first time)"
+    )
+    init.add_argument("--admin", default="admin", help="name of the first admin user")
     init.set_defaults(func=_init)
 
     maintenance = commands.add_parser(

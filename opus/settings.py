@@ -35,7 +35,9 @@ class Settings:
     JOBS_PATH: Path | None = None
     DATABASE_URL: str = ""
     MANAGER: str = "local"
-    ALLOW_ANONYMOUS: bool = True
+    ALLOW_ANONYMOUS: bool = False
+    CHECK_PERMISSIONS: bool = False
+    ALLOW_PRIVATE_URLS: bool = False
     EXECUTION_DURATION_DEFAULT: int = 3600
     EXECUTION_DURATION_MAX: int = 86400
     DESTRUCTION_INTERVAL: int = 30 * 86400

@@ -54,6 +54,7 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
         BASE_URL=f"http://127.0.0.1:{free_port()}",
         RECONCILE_INTERVAL=0.5,
         SIGNAL_RETRY_SECONDS=1,
+        ALLOW_ANONYMOUS=True,
     )
     values.update(overrides)
     return Settings(**values)
@@ -99,6 +100,10 @@ class LiveServer:
                 "OPUS_RECONCILE_INTERVAL": "0.5",
                 "OPUS_SIGNAL_RETRY_SECONDS": "60",
                 "OPUS_LOG_LEVEL": "WARNING",
+                # Most live tests act as the shared anonymous owner; auth has its own.
+                "OPUS_ALLOW_ANONYMOUS": "true",
+                # Their URL inputs are served on loopback.
+                "OPUS_ALLOW_PRIVATE_URLS": "true",
             }
         )
         self.env.pop("OPUS_SETTINGS", None)

@@ -173,3 +173,21 @@ def test_tokens_and_passwords_are_stored_hashed(site: Site) -> None:
     assert not verify_password("x", None)
     assert not verify_password("x", "md5$abc")
     assert hash_password("same") != hash_password("same")  # salted
+
+
+def test_job_type_permissions(tmp_path: Path) -> None:
+    site = Site(tmp_path, CHECK_PERMISSIONS=True)
+    site.users.add("carol", ["all"])
+    carol = basic("carol", site.users.rotate_token("carol"))
+    assert site.app.get("/rest", headers=site.auth("alice")).text.split() == ["sleep"]
+    assert site.app.get("/rest", headers=site.auth("bob")).text == ""
+    assert "plot" in site.app.get("/rest", headers=carol).text.split()
+    assert "plot" in site.app.get("/rest", headers=site.auth("root")).text.split()
+    site.create("alice")
+    refused = site.app.post("/rest/fail", {}, headers=site.auth("alice"), status=403)
+    assert "no role grants it" in refused.text
+    site.app.post("/rest/sleep", {}, headers=site.auth("bob"), status=403)
+    site.app.post("/rest/sleep", {}, status=403)  # anonymous has no role
+    site.app.post("/rest/plot", {}, headers=carol, status=303)
+    site.app.post("/rest/fail", {}, headers=site.auth("root"), status=303)
+    site.app.post("/rest/nosuch", {}, headers=site.auth("bob"), status=404)

@@ -31,6 +31,17 @@ def test_init_seeds_examples_and_database(tmp_path: Path) -> None:
     }
     assert (tmp_path / "var" / "opus.db").is_file()
     assert "sleep" in done.stdout
+    # The first start creates an admin and shows its token once, with how to use it.
+    token = done.stdout.split("shown once):")[1].split()[0]
+    assert f"curl -u admin:{token} " in done.stdout
+    from opus.server.auth import hash_token
+    from opus.server.storage import UserStore, make_engine
+
+    users = UserStore(make_engine(f"sqlite:///{tmp_path / 'var' / 'opus.db'}"))
+    assert users.get("admin").roles == ("admin",)
+    assert users.get("admin").token_hash == hash_token(token)
+    again = opus("init", var=tmp_path / "var")
+    assert again.returncode == 0 and "shown once" not in again.stdout
 
 
 def test_jdl_validate(tmp_path: Path) -> None:

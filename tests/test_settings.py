@@ -16,7 +16,7 @@ def test_defaults_derive_paths_from_var_path(tmp_path: Path) -> None:
     assert settings.jobs_path == tmp_path / "jobs"
     assert settings.DATABASE_URL == f"sqlite:///{tmp_path / 'opus.db'}"
     assert settings.MANAGER == "local"
-    assert settings.ALLOW_ANONYMOUS is True
+    assert settings.ALLOW_ANONYMOUS is False
 
 
 def test_file_then_environment_precedence(tmp_path: Path) -> None:

@@ -132,6 +132,11 @@ class UserManager:
         if not self.users.update(name, active=active):
             raise UserError(f"no user {name!r}")
 
+    def set_roles(self, name: str, roles: list[str]) -> None:
+        """Replace the user's roles (checked like those given at creation)."""
+        if not self.users.update(name, roles=check_roles(roles)):
+            raise UserError(f"no user {name!r}")
+
     def set_password(self, name: str, password: str) -> None:
         if not self.users.update(name, password_hash=hash_password(password)):
             raise UserError(f"no user {name!r}")
@@ -186,6 +191,16 @@ class Authenticator:
         if hmac.compare_digest(hash_token(token), expected):
             return user
         return None
+
+
+ALL_JOB_TYPES_ROLE = "all"
+
+
+def may_use(caller: Caller, jobname: str, settings: Settings) -> bool:
+    """True when the caller may create jobs of this type (CHECK_PERMISSIONS)."""
+    if not settings.CHECK_PERMISSIONS or caller.is_admin:
+        return True
+    return jobname in caller.roles or ALL_JOB_TYPES_ROLE in caller.roles
 
 
 def can_access(caller: Caller, job_owner: str) -> bool:

@@ -7,14 +7,18 @@ fetched by the server (http and https only) with a time limit and the upload siz
 
 from __future__ import annotations
 
+import http.client
+import ipaddress
 import re
 import shutil
+import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from opus.server.errors import BadRequest, PayloadTooLarge
 from opus.server.scripts import INTERNAL_DIR, RESULTS_DIR
@@ -51,16 +55,26 @@ def inside(directory: Path, name: str) -> Path:
     return path
 
 
-def _copy_limited(source: BinaryIO, target: Path, limit: int, what: str) -> int:
+def _copy_limited(
+    source: BinaryIO, target: Path, limit: int, what: str, seconds: float | None = None
+) -> int:
+    """Copy at most ``limit`` bytes (and for at most ``seconds``); nothing kept on failure."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    # read1 returns what has arrived: a slow sender cannot hold a read past the deadline.
+    read = getattr(source, "read1", source.read)
     written = 0
-    with open(target, "wb") as out:
-        while chunk := source.read(COPY_CHUNK):
-            written += len(chunk)
-            if written > limit:
-                out.close()
-                target.unlink(missing_ok=True)
-                raise PayloadTooLarge(f"{what} is larger than the limit of {limit} bytes")
-            out.write(chunk)
+    try:
+        with open(target, "wb") as out:
+            while chunk := read(COPY_CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    raise PayloadTooLarge(f"{what} is larger than the limit of {limit} bytes")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise BadRequest(f"{what} took longer than {seconds:g} s to download")
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
     return written
 
 
@@ -71,21 +85,94 @@ def save_upload(upload: Upload, job_dir: Path, limit: int) -> str:
     return name
 
 
-def fetch_url(field: str, url: str, job_dir: Path, limit: int, timeout: float) -> str:
-    """Download an http(s) input into the job directory; returns the local file name."""
+class ForbiddenAddress(OSError):
+    """A URL input resolved to an address the settings do not allow."""
+
+
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address (not loopback, private, link-local…)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _guarded_connection(allow_private: bool) -> Any:
+    """socket.create_connection that refuses non-public peers (checked after connecting,
+    on the address actually used, so DNS rebinding cannot slip a private address in)."""
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        sock = socket.create_connection(address, *args, **kwargs)
+        peer = sock.getpeername()[0]
+        if not allow_private and not is_public_address(peer):
+            sock.close()
+            raise ForbiddenAddress(f"{address[0]} is a non-public address ({peer})")
+        return sock
+
+    return create_connection
+
+
+def _opener(allow_private: bool) -> urllib.request.OpenerDirector:
+    """An opener for http and https only (redirects included), without proxies."""
+    connect = _guarded_connection(allow_private)
+
+    class GuardedHTTP(http.client.HTTPConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class GuardedHTTPS(http.client.HTTPSConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._create_connection = connect
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(GuardedHTTP, req)
+
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(GuardedHTTPS, req)
+
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        HTTPHandler(),
+        HTTPSHandler(),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+def fetch_url(
+    field: str,
+    url: str,
+    job_dir: Path,
+    limit: int,
+    timeout: float,
+    allow_private: bool = False,
+) -> str:
+    """Download an http(s) input into the job directory; returns the local file name.
+
+    Only http and https are followed (redirects too); the peer address must be public
+    unless ``allow_private``; the body may not exceed ``limit`` bytes; every socket
+    operation times out after ``timeout`` seconds.
+    """
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise BadRequest(f"input {field!r}: only http and https URLs are accepted")
     name = sanitize_filename(PurePosixPath(parsed.path).name or field, fallback=field)
     target = inside(job_dir, name)
-    # The scheme was checked above: only http and https reach urlopen.
+    # The scheme was checked above, and the opener has http and https handlers only.
     request = urllib.request.Request(url, headers={"User-Agent": "OPUS"})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _opener(allow_private).open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > limit:
                 raise PayloadTooLarge(f"input {field!r} is larger than {limit} bytes")
-            _copy_limited(response, target, limit, f"input {field!r}")
+            _copy_limited(response, target, limit, f"input {field!r}", timeout)
     except urllib.error.HTTPError as exc:
         raise BadRequest(f"input {field!r}: {url} answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:

@@ -266,7 +266,12 @@ class JobService:
             if name in uploads:
                 raise BadRequest(f"input {name!r} given both as a file and as a URL")
             local_names[name] = inputs.fetch_url(
-                name, url.strip(), job_dir, limit, self.settings.URL_FETCH_TIMEOUT
+                name,
+                url.strip(),
+                job_dir,
+                limit,
+                self.settings.URL_FETCH_TIMEOUT,
+                allow_private=self.settings.ALLOW_PRIVATE_URLS,
             )
             stored.append(Parameter(name, url.strip(), by_reference=True))
         internal = job_dir / INTERNAL_DIR

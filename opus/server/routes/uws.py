@@ -151,6 +151,9 @@ def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) 
     @app.post(J)
     def create_job(jobname: str):
         who = caller()
+        service.definition(jobname)  # 404 for an unknown type, before anything else
+        if not auth.may_use(who, jobname, settings):
+            raise Forbidden(f"{who.name} may not create {jobname} jobs (no role grants it)")
         params, control, uploads = split_form()
         job = service.create_job(jobname, who.name, params, uploads, control)
         return see_other(f"/rest/{jobname}/{job.id}")
@@ -304,5 +307,6 @@ def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) 
 
     @app.get("/rest")
     def job_types():
-        caller()
-        return text("".join(f"{name}\n" for name in service.registry.names()))
+        who = caller()
+        names = [n for n in service.registry.names() if auth.may_use(who, n, settings)]
+        return text("".join(f"{name}\n" for name in names))
