@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,8 @@ class LiveServer:
             try:
                 urllib.request.urlopen(self.url + "/rest", timeout=2).read()
                 return
+            except urllib.error.HTTPError:
+                return  # answering (401 when anonymous access is off)
             except OSError:
                 if self.process.poll() is not None:
                     break
