@@ -463,3 +463,16 @@ def test_unnamed_result_files_are_served_under_their_name(app, service) -> None:
     assert content.headers["Content-Disposition"] == "inline; filename*=UTF-8''extra%20notes.csv"
     redirect = app.get(f"{path}/results/extra%20notes.csv", status=303)
     assert redirect.location.endswith("/extra%20notes.csv")
+
+
+def test_result_file_names_with_control_characters(app, service, validate) -> None:
+    path = create(app, duration="0", PHASE="RUN")
+    job_id = job_id_of(path)
+    finish_for_real(service, job_id)
+    job = service.store.get_job(job_id)
+    (service.job_dir(job_id) / "results" / "bad\x1bname\n.txt").write_text("x")
+    results = service.collect_results(job)
+    service.store.change_phase(job_id, {job.phase}, job.phase, results=results)
+    root = validate(app.get(f"{path}/results").body)
+    assert "bad_name_.txt" in [r.get("id") for r in root]
+    validate(app.get(path).body)

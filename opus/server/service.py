@@ -28,6 +28,7 @@ from opus.server import inputs
 from opus.server.errors import BadRequest, Conflict, Forbidden, NotFound
 from opus.server.inputs import Upload
 from opus.server.jdl import JDLRegistry, JobDefinition, ParameterError, coerce_parameters
+from opus.server.jdl.validation import text_problem
 from opus.server.managers import JobState, ManagedJob, Manager, ManagerError
 from opus.server.notify import PhaseNotifier, Wake
 from opus.server.phases import (
@@ -58,6 +59,8 @@ INPUTS_FILE = "inputs.json"
 # A job left QUEUED without an external id this long was lost during submission.
 SUBMIT_GRACE = timedelta(seconds=60)
 RUN_ID_MAX_LENGTH = 1024
+# Seconds: what a 32-bit SQL integer column holds (68 years).
+DURATION_LIMIT = 2**31 - 1
 ERROR_TAIL_CHARS = 500
 HASH_CHUNK = 1024 * 1024
 
@@ -151,6 +154,8 @@ class JobService:
         run_id = control.pop("RUNID", None)
         if run_id is not None and len(run_id) > RUN_ID_MAX_LENGTH:
             raise BadRequest(f"RUNID longer than {RUN_ID_MAX_LENGTH} characters")
+        if run_id is not None and (problem := text_problem(run_id)):
+            raise BadRequest(f"RUNID {problem}")
         duration_text = control.pop("EXECUTIONDURATION", None)
         destruction_text = control.pop("DESTRUCTION", None)
         if control:
@@ -305,6 +310,8 @@ class JobService:
         # The server may shorten what was asked for (UWS 1.1 §2.2.3.5); 0 is unlimited.
         if maximum > 0 and (value == 0 or value > maximum):
             value = maximum
+        if value > DURATION_LIMIT:  # only without EXECUTION_DURATION_MAX
+            raise BadRequest(f"EXECUTIONDURATION must be at most {DURATION_LIMIT} seconds")
         return value
 
     def _destruction(self, now: datetime, text: str | None) -> datetime:
@@ -494,11 +501,13 @@ class JobService:
         try:
             stderr = self.stream_path(job, STDERR_FILE).read_bytes()[-4096:]
         except OSError:
-            return text
+            stderr = b""
         lines = [ln for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
         if lines:
             text = f"{text}: {lines[-1].strip()[:ERROR_TAIL_CHARS]}"
-        return text
+        # The message goes into XML, which cannot carry most control characters (a
+        # script's colour codes, say): they would make every document of the job fail.
+        return "".join("\ufffd" if text_problem(char) else char for char in text)
 
     def collect_results(self, job: Job) -> list[Result]:
         """Register the files in the job's output directory, named after the JDL."""
@@ -519,8 +528,11 @@ class JobService:
                 taken.add(path.name)
         ids = {r.result_id for r in results}
         for path in files:
-            if path.name not in taken and path.name not in ids:
-                results.append(self._result(job, path.name, path, None))
+            # A file name may hold anything a script wrote; its id must fit XML and URLs.
+            result_id = "".join(c if c.isprintable() else "_" for c in path.name)
+            if path.name not in taken and result_id not in ids:
+                ids.add(result_id)
+                results.append(self._result(job, result_id, path, None))
         return results
 
     def _result(self, job: Job, result_id: str, path: Path, content_type: str | None) -> Result:

@@ -39,7 +39,8 @@ def format_time(value: datetime | None) -> str:
     if value is None:
         return ""
     value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y does not pad years before 1000, which xs:dateTime requires.
+    return value.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -53,7 +54,10 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"not an ISO 8601 time: {text!r}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first datetime
+        raise ValueError(f"time out of range: {text!r}") from None
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,15 @@ def _with_script(jd: JobDefinition, script: str | None, script_source: str) -> J
     return replace(jd, script=script)
 
 
+def _utf8(text: str | bytes) -> bytes:
+    if isinstance(text, bytes):
+        return text
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:  # a lone surrogate
+        raise JDLError(f"not UTF-8 text ({error.reason} at character {error.start})") from None
+
+
 def parse_definition(
     text: str | bytes, fmt: str, source: str = "<string>", *, script: str | None = None
 ) -> JobDefinition:
@@ -68,9 +77,8 @@ def parse_definition(
     ``script`` supplies the script when it is kept apart from the definition (it is an
     error if the definition has one inline too). Raises JDLError naming ``source``.
     """
-    data = text.encode("utf-8") if isinstance(text, str) else text
     try:
-        jd = _with_script(_parse_unchecked(data, fmt), script, "a separate script")
+        jd = _with_script(_parse_unchecked(_utf8(text), fmt), script, "a separate script")
         return validate_definition(jd)
     except JDLError as error:
         raise error.with_source(source) from None

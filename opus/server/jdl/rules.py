@@ -36,6 +36,9 @@ CONTENT_TYPE = re.compile(
     rf"{_MIME_WORD}/(?:{_MIME_WORD}|\*)(?:\s*;\s*{_MIME_WORD}=(?:{_MIME_WORD}|\"[^\"\r\n]*\"))*"
 )
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+# Longest execution_duration or quote (about 31 years): every form can carry it, the
+# database can store it and a job's quote time (now + quote) stays a valid date.
+MAX_SECONDS = 999_999_999
 
 # UWS control parameters: a job parameter of that name could not be told apart from them.
 UWS_RESERVED: frozenset[str] = frozenset(
@@ -90,6 +93,18 @@ SHELL_RESERVED: frozenset[str] = frozenset(
         "OPTARG",
         "OPTIND",
         "HOSTNAME",
+        # Also set by bash itself: a job script would never see the value given.
+        "_",
+        "SHLVL",
+        "OPTERR",
+        "HISTCMD",
+        "SRANDOM",
+        "EPOCHSECONDS",
+        "EPOCHREALTIME",
+        "COMP_WORDBREAKS",
+        # Change how the batch script runs: commands not found, results not collected.
+        "EXECIGNORE",
+        "GLOBIGNORE",
     }
 )
 
@@ -127,7 +142,9 @@ def validate_definition(jd: JobDefinition) -> JobDefinition:
         _check_seconds(jd.execution_duration, "execution_duration", " (0 = unlimited)")
     if jd.quote is not None:
         _check_seconds(jd.quote, "quote")
-    script = jd.script.replace("\r\n", "\n")
+    # CRs before a line end go too ("\r\r\n" from a file converted twice): the result
+    # has no CRLF left, so checking it again changes nothing.
+    script = re.sub(r"\r+\n", "\n", jd.script)
     _check_text(script, "script")
     if not script.strip():
         raise JDLError(
@@ -171,6 +188,8 @@ def _check_url(value: str, field: str, schemes: tuple[str, ...] | None = None) -
 def _check_seconds(value: object, field: str, note: str = "") -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise JDLError(f"{value!r} is not a whole number of seconds >= 0{note}", field=field)
+    if value > MAX_SECONDS:
+        raise JDLError(f"{value} is more than the maximum of {MAX_SECONDS} seconds", field=field)
 
 
 def _check_variable_name(name: object, field: str) -> None:
@@ -237,7 +256,10 @@ def _checked_parameter(param: Parameter, where: str) -> Parameter:
     if low is not None and high is not None and number(datatype, low) > number(datatype, high):
         raise JDLError(f"min {low} is greater than max {high}", field=where)
     checked = replace(param, options=options, min=low, max=high)
-    if param.default is not None:
+    if datatype == "file" and param.default == "":
+        # No default, as VOTable reads it back (and as for used entities).
+        checked.default = None
+    elif param.default is not None:
         try:
             checked.default = check_value(checked, param.default)
         except InvalidValue as error:

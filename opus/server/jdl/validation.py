@@ -135,7 +135,9 @@ def check_value(param: Parameter, raw: str) -> str:
     if param.options:
         allowed = [canonical_value(param.datatype, option) for option in param.options]
         if value not in allowed:
-            raise InvalidValue(f"{show(value)} is not one of {', '.join(allowed)}")
+            # Options may hold line breaks: quote those to keep the message on one line.
+            shown = (o if o.isprintable() else show(o) for o in allowed)
+            raise InvalidValue(f"{show(value)} is not one of {', '.join(shown)}")
     if param.min is not None or param.max is not None:
         given = number(param.datatype, value)
         if param.min is not None and given < number(param.datatype, param.min):

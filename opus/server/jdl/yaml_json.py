@@ -91,8 +91,11 @@ def _bool(value: Any, field: str) -> bool:
 
 
 def _seconds(value: Any, field: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    # isascii: "²".isdigit() is true but int() refuses it; the length keeps int() away
+    # from absurdly long digit strings (rules.py bounds the number itself).
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= 12:
+        return int(text)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise JDLError(f"{value!r} is not a whole number of seconds", field=field)
@@ -224,6 +227,13 @@ def parse_yaml(text: str) -> JobDefinition:
         data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise JDLError(f"not valid YAML: {' '.join(str(error).split())}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        # PyYAML's constructors let these through for values such as 2001-02-30,
+        # "!!bool x" or a 5000-digit integer.
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise JDLError(f"not valid YAML: a value cannot be read ({reason})") from None
+    except RecursionError:
+        raise JDLError("not valid YAML: nested too deeply") from None
     return from_dict(data)
 
 
@@ -231,8 +241,10 @@ def parse_json(text: str) -> JobDefinition:
     """Read the JSON form (checks structure, not the rules)."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # JSONDecodeError, or an integer of over 4300 digits
         raise JDLError(f"not valid JSON: {error}") from None
+    except RecursionError:
+        raise JDLError("not valid JSON: nested too deeply") from None
     return from_dict(data)
 
 

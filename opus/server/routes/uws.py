@@ -139,7 +139,8 @@ def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) 
         last = None
         if last_values:
             raw = last_values[0].strip()
-            if not raw.isdigit() or int(raw) < 1:
+            # isdecimal, not isdigit ('²' is a digit int() refuses); 18 digits fit SQL.
+            if not raw.isdecimal() or len(raw) > 18 or int(raw) < 1:
                 raise BadRequest(f"LAST must be a positive integer, not {last_values[0]!r}")
             last = int(raw)
         # Admins see every job; everybody else only their own.
