@@ -15,7 +15,10 @@ class JDLError(ValueError):
         self.problem = problem
         self.field = field
         self.source = source
-        super().__init__(": ".join(part for part in (source, field, problem) if part))
+        # A field may be a key of the document itself (an unknown key): quote it if it
+        # holds line breaks, so that the message stays on one line.
+        shown = field if field is None or field.isprintable() else repr(field)
+        super().__init__(": ".join(part for part in (source, shown, problem) if part))
 
     def with_source(self, source: str) -> JDLError:
         """Return this error naming ``source``, unless it already names a file."""

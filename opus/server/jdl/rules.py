@@ -96,6 +96,7 @@ SHELL_RESERVED: frozenset[str] = frozenset(
         # Also set by bash itself: a job script would never see the value given.
         "_",
         "SHLVL",
+        "DIRSTACK",
         "OPTERR",
         "HISTCMD",
         "SRANDOM",
@@ -250,7 +251,8 @@ def _checked_parameter(param: Parameter, where: str) -> Parameter:
         for i, option in enumerate(param.options)
     ]
     if len(set(options)) != len(options):
-        raise JDLError(f"options repeat a value: {', '.join(options)}", field=f"{where}.options")
+        shown = ", ".join(o if o.isprintable() else repr(o) for o in options)
+        raise JDLError(f"options repeat a value: {shown}", field=f"{where}.options")
     low = None if param.min is None else _canonical(datatype, param.min, f"{where}.min")
     high = None if param.max is None else _canonical(datatype, param.max, f"{where}.max")
     if low is not None and high is not None and number(datatype, low) > number(datatype, high):

@@ -227,13 +227,14 @@ def parse_yaml(text: str) -> JobDefinition:
         data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise JDLError(f"not valid YAML: {' '.join(str(error).split())}") from None
-    except (ValueError, KeyError, TypeError) as error:
-        # PyYAML's constructors let these through for values such as 2001-02-30,
-        # "!!bool x" or a 5000-digit integer.
-        reason = " ".join(f"{type(error).__name__}: {error}".split())
-        raise JDLError(f"not valid YAML: a value cannot be read ({reason})") from None
     except RecursionError:
         raise JDLError("not valid YAML: nested too deeply") from None
+    except Exception as error:
+        # PyYAML's constructors let through whatever they meet on values such as
+        # 2001-02-30, "!!bool x", "!!timestamp x" or a 5000-digit integer (ValueError,
+        # KeyError, AttributeError...): the text is at fault, not the server.
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise JDLError(f"not valid YAML: a value cannot be read ({reason})") from None
     return from_dict(data)
 
 
