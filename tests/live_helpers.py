@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.server
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -307,3 +309,16 @@ def assert_clean_log(server: LiveServer) -> None:
     log = server.log.read_text(errors="replace")
     faults = FAULT_LINE.findall(log)
     assert not faults, f"the server logged errors:\n{log[-5000:]}"
+
+
+def add_user(server: LiveServer, name: str, *options: str) -> str:
+    """Create a user of the live server with `opus user add`; returns its token."""
+    done = subprocess.run(
+        [sys.executable, "-m", "opus", "user", "add", name, *options],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout.strip().splitlines()[-1]

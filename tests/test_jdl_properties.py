@@ -671,7 +671,7 @@ def parses_or_refuses(document: str | bytes) -> None:
             assert validate_definition(jd) == jd
 
 
-@settings(BASE, max_examples=examples(150))
+@settings(BASE, max_examples=examples(120))
 @given(document=UNTRUSTED)
 @example(document="name: 2001-02-30\n")
 @example(document="name: !!bool abc\n")
@@ -779,7 +779,7 @@ def respects_limits(param: Parameter, value: str) -> bool:
     )
 
 
-@settings(BASE, max_examples=examples(100))
+@settings(BASE, max_examples=examples(60))
 @given(
     names=st.lists(VARIABLE_NAMES, min_size=1, max_size=5, unique_by=str.lower),
     data=st.data(),
@@ -809,7 +809,7 @@ ANY_TEXT = st.one_of(
 )
 
 
-@settings(BASE, max_examples=examples(60))
+@settings(BASE, max_examples=examples(50))
 @given(raw=definitions(), data=st.data(), partial=st.booleans())
 def test_any_values_give_checked_values_or_a_parameter_error(
     raw: JobDefinition, data, partial: bool

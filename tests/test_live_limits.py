@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 import requests
 
 from tests.conftest import LiveServer
-from tests.live_helpers import running_server
+from tests.live_helpers import add_user, running_server
 
 pytestmark = pytest.mark.live
 
@@ -29,15 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def token(server: LiveServer) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "opus", "user", "add", "alice"],
-        env=server.env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return done.stdout.strip().splitlines()[-1]
+    return add_user(server, "alice")
 
 
 def jobs_on_disk(server: LiveServer) -> list[Path]:

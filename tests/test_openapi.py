@@ -20,8 +20,6 @@ from __future__ import annotations
 import base64
 import copy
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +49,7 @@ from opus.server.scripts import INTERNAL_DIR, STDERR_FILE, TOKEN_FILE
 from opus.server.service import JobService
 from opus.settings import Settings
 from tests.conftest import SCHEMA_DIR, LiveServer, make_settings
-from tests.live_helpers import Client, job_list_ids, running_server
+from tests.live_helpers import Client, add_user, job_list_ids, running_server
 
 ADMIN = "openapi-admin"
 JOB_TYPES = ["sleep", "fail", "append_text", "plot"]
@@ -244,15 +242,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def admin_token(server: LiveServer) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "opus", "user", "add", ADMIN, "--admin"],
-        env=server.env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return done.stdout.strip().splitlines()[-1]
+    return add_user(server, ADMIN, "--admin")
 
 
 @pytest.fixture(scope="module")
