@@ -25,6 +25,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from opus.server import inputs
+from opus.server.auth import hash_token
 from opus.server.errors import BadRequest, Conflict, Forbidden, NotFound
 from opus.server.inputs import Upload
 from opus.server.jdl import JDLRegistry, JobDefinition, ParameterError, coerce_parameters
@@ -68,11 +69,6 @@ HASH_CHUNK = 1024 * 1024
 def new_job_id() -> str:
     """An unguessable, URL-safe job id: 120 random bits in lowercase base32."""
     return base64.b32encode(secrets.token_bytes(15)).decode().lower()
-
-
-def hash_token(token: str) -> str:
-    """The stored form of a job's signal token."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass
