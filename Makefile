@@ -24,14 +24,22 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# System tools the tests use: bash runs batch scripts, curl sends their callbacks (and
-# is driven by the walkthrough tests). Installed with apt-get when missing.
-SYSTEM_TOOLS := bash curl
+# System packages the tests use, as "command:package" pairs, installed with apt-get
+# when the command is missing: bash runs batch scripts, curl sends their callbacks;
+# a single-node SLURM cluster (munge, slurmctld, slurmd, client commands), a throwaway
+# PostgreSQL server and a loopback sshd (the SLURM command prefix) are started by the
+# tests themselves.
+SYSTEM_TOOLS := bash:bash curl:curl sbatch:slurm-client slurmctld:slurmctld \
+	slurmd:slurmd munged:munge ssh:openssh-client sshd:openssh-server \
+	pg_ctlcluster:postgresql
+export PATH := $(PATH):/usr/sbin:/sbin
 
 install-test: $(VENV)/.installed-test
-	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
+	  echo "installing$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 run: install

@@ -35,6 +35,15 @@ class Settings:
     JOBS_PATH: Path | None = None
     DATABASE_URL: str = ""
     MANAGER: str = "local"
+    WORKERS: int = 1
+    SLURM_COMMAND_PREFIX: str = ""
+    SLURM_PARTITION: str = ""
+    SLURM_ACCOUNT: str = ""
+    SLURM_NODES: str = ""
+    SLURM_NTASKS: str = ""
+    SLURM_CPUS_PER_TASK: str = ""
+    SLURM_MEM: str = ""
+    SLURM_ACCOUNTING: str = "auto"
     ALLOW_ANONYMOUS: bool = False
     CHECK_PERMISSIONS: bool = False
     ALLOW_PRIVATE_URLS: bool = False
@@ -65,6 +74,10 @@ class Settings:
         object.__setattr__(self, "BASE_URL", self.BASE_URL.rstrip("/"))
         if self.WAIT_MAX < 0 or self.SERVER_THREADS < 4:
             raise SettingsError("WAIT_MAX must be >= 0 and SERVER_THREADS >= 4")
+        if self.WORKERS < 1:
+            raise SettingsError("WORKERS must be >= 1")
+        if self.SLURM_ACCOUNTING not in ("auto", "yes", "no"):
+            raise SettingsError("SLURM_ACCOUNTING must be auto, yes or no")
 
     @property
     def jdl_path(self) -> Path:

@@ -21,6 +21,9 @@ from opus.server.app import build_service, create_app
 from opus.server.service import JobService
 from opus.settings import Settings
 
+# Fixtures of the real services the tests start: PostgreSQL and a SLURM cluster.
+pytest_plugins = ["tests.pg_cluster", "tests.slurm_cluster"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 EXAMPLES = ROOT / "jdl"

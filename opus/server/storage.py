@@ -428,6 +428,16 @@ class JobStore:
             conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
 
 
+class LeaseRow(Base):
+    """A named lease held by one process until ``expires`` (the SQLite reconciler lock)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class UserRow(Base):
     """A user: roles, active flag, API token (hash only) and optional web password."""
 

@@ -8,8 +8,8 @@ Managers never touch the database: the JobService turns their answers into phase
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from opus.server.phases import Phase
@@ -21,12 +21,18 @@ class ManagerError(RuntimeError):
 
 @dataclass(frozen=True)
 class ManagedJob:
-    """What a manager knows of a job: its ids and its directory."""
+    """What a manager knows of a job: its ids, its directory and its options.
+
+    ``options`` are the manager options the job set (``slurm_partition`` → ``"debug"``),
+    already checked by ``Manager.check_options``.
+    """
 
     job_id: str
     external_id: str | None
     job_dir: Path
     execution_duration: int = 0
+    jobname: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,17 @@ class Manager(ABC):
     """An execution backend."""
 
     name: str = "base"
+    # Job parameters this manager accepts as options (lower-case, e.g. slurm_mem).
+    option_names: frozenset[str] = frozenset()
+    # Seconds the reconciler waits past a job's executionDuration before stopping the
+    # job itself: 0 when OPUS enforces the limit, more when the backend enforces it.
+    time_limit_grace: float = 0.0
+
+    def check_options(self, options: Mapping[str, str]) -> dict[str, str]:
+        """The options, checked and normalised; ValueError names the first bad one."""
+        for name in options:
+            raise ValueError(f"{name} is not an option of the {self.name} manager")
+        return {}
 
     @abstractmethod
     def submit(self, job: ManagedJob, batch_script: Path) -> str:

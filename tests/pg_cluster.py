@@ -1,0 +1,1 @@
+"""Fixtures of a throwaway PostgreSQL server started by the tests (to be written)."""

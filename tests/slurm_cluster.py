@@ -1,0 +1,1 @@
+"""Fixtures of a single-node SLURM cluster started by the tests (to be written)."""
