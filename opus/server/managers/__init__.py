@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from opus.server.managers.base import JobState, ManagedJob, Manager, ManagerError
+from opus.server.managers.base import (
+    JobState,
+    ManagedJob,
+    Manager,
+    ManagerError,
+    job_environment,
+)
 from opus.settings import Settings
 
 
@@ -15,4 +21,11 @@ def make_manager(settings: Settings) -> Manager:
     raise ValueError(f"unknown MANAGER {settings.MANAGER!r} (expected: local)")
 
 
-__all__ = ["JobState", "ManagedJob", "Manager", "ManagerError", "make_manager"]
+__all__ = [
+    "JobState",
+    "ManagedJob",
+    "Manager",
+    "ManagerError",
+    "job_environment",
+    "make_manager",
+]

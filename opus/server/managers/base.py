@@ -7,12 +7,22 @@ Managers never touch the database: the JobService turns their answers into phase
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from opus.server.phases import Phase
+
+
+def job_environment() -> dict[str, str]:
+    """The environment jobs start with: the server's, minus its OPUS_* settings.
+
+    Settings may hold secrets (a DATABASE_URL with its password): job scripts, which
+    run user-chosen code, must not see them.
+    """
+    return {k: v for k, v in os.environ.items() if not k.startswith("OPUS_")}
 
 
 class ManagerError(RuntimeError):

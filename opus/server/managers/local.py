@@ -18,7 +18,13 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from opus.server.managers.base import JobState, ManagedJob, Manager, ManagerError
+from opus.server.managers.base import (
+    JobState,
+    ManagedJob,
+    Manager,
+    ManagerError,
+    job_environment,
+)
 from opus.server.phases import Phase
 from opus.server.scripts import BATCH_LOG, INTERNAL_DIR, STATUS_FILE
 
@@ -82,6 +88,7 @@ class LocalManager(Manager):
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    env=job_environment(),
                 )
         except OSError as exc:
             raise ManagerError(f"could not start the job: {exc}") from exc
