@@ -64,6 +64,9 @@ RUN_ID_MAX_LENGTH = 1024
 DURATION_LIMIT = 2**31 - 1
 ERROR_TAIL_CHARS = 500
 HASH_CHUNK = 1024 * 1024
+# Job parameters with this prefix are options of the execution manager (slurm_mem…),
+# not values for the job's script. The JDL loader reserves the prefix.
+MANAGER_OPTION_PREFIX = "slurm_"
 
 
 def new_job_id() -> str:
@@ -160,11 +163,12 @@ class JobService:
         if start:
             self._check_active_limit(owner)
         file_names = {name.lower(): name for name in jdl.file_inputs()}
-        plain, file_values = self._split_values(jdl, values, file_names)
+        plain, file_values, options = self._split_values(jdl, values, file_names)
         try:
             parameters = coerce_parameters(jdl, plain)
         except ParameterError as exc:
             raise BadRequest(str(exc)) from None
+        parameters.update(self._check_options(options))
         uploads_by_name = self._uploads_by_input(jdl, uploads, file_names)
         for name in file_names.values():
             entity = jdl.used_entity(name)
@@ -223,8 +227,9 @@ class JobService:
 
     def _split_values(
         self, jdl: JobDefinition, values: Mapping[str, str], file_names: Mapping[str, str]
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """Split values into plain parameters and file inputs given as URLs.
+    ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """Split values into plain parameters, file inputs given as URLs and manager
+        options (``slurm_*``, lower-cased).
 
         UWS parameter names are case-insensitive: a name matching no parameter
         exactly is matched ignoring case.
@@ -232,13 +237,37 @@ class JobService:
         known = {p.name.lower(): p.name for p in jdl.parameters}
         plain: dict[str, str] = {}
         file_values: dict[str, str] = {}
+        options: dict[str, str] = {}
         for raw_name, value in values.items():
             lowered = raw_name.lower()
             if lowered in file_names:
                 file_values[file_names[lowered]] = value
+            elif lowered.startswith(MANAGER_OPTION_PREFIX):
+                options[lowered] = value
             else:
                 plain[known.get(lowered, raw_name)] = value
-        return plain, file_values
+        return plain, file_values, options
+
+    def _check_options(self, options: Mapping[str, str]) -> dict[str, str]:
+        """Manager options as the manager accepts them (400 naming a bad one)."""
+        if not options:
+            return {}
+        try:
+            return self.manager.check_options(options)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
+    @staticmethod
+    def _split_options(parameters: Sequence[Parameter]) -> tuple[dict[str, str], dict[str, str]]:
+        """Stored parameters → (values for the script, manager options)."""
+        values: dict[str, str] = {}
+        options: dict[str, str] = {}
+        for param in parameters:
+            if param.name.startswith(MANAGER_OPTION_PREFIX):
+                options[param.name] = param.value
+            else:
+                values[param.name] = param.value
+        return values, options
 
     def _uploads_by_input(
         self, jdl: JobDefinition, uploads: Sequence[Upload], file_names: Mapping[str, str]
@@ -338,9 +367,12 @@ class JobService:
         queued = {"token_hash": hash_token(token)}
         if not self._change(job.id, Phase.QUEUED, queued, allowed_from={Phase.PENDING}):
             raise Forbidden(f"job {job.id} is no longer PENDING")
-        managed = ManagedJob(job.id, None, job_dir, job.execution_duration)
+        values, options = self._split_options(self.store.get_parameters(job.id))
+        managed = ManagedJob(
+            job.id, None, job_dir, job.execution_duration, jobname=job.jobname, options=options
+        )
         try:
-            batch = self._write_scripts(job, jdl, job_dir, token)
+            batch = self._write_scripts(job, jdl, job_dir, token, values)
             external_id = self.manager.submit(managed, batch)
         except (ManagerError, OSError) as exc:
             log.error("job %s: submission failed: %s", job.id, exc)
@@ -365,13 +397,15 @@ class JobService:
                 f"{self.settings.NJOBS_MAX}): wait for one to end"
             )
 
-    def _write_scripts(self, job: Job, jdl: JobDefinition, job_dir: Path, token: str) -> Path:
+    def _write_scripts(
+        self, job: Job, jdl: JobDefinition, job_dir: Path, token: str, values: Mapping[str, str]
+    ) -> Path:
         internal = job_dir / INTERNAL_DIR
         internal.mkdir(parents=True, exist_ok=True)
         token_file = internal / TOKEN_FILE
         token_file.touch(mode=0o600)
         token_file.write_text(token)
-        variables = {p.name: p.value for p in self.store.get_parameters(job.id)}
+        variables = dict(values)
         variables.update(self._input_files(job_dir))
         batch = render_batch_script(
             BatchJob(
@@ -441,11 +475,12 @@ class JobService:
             raise Forbidden(f"job {job.id} is {job.phase}: parameters can no longer change")
         jdl = self.definition(job.jobname)
         file_names = {name.lower(): name for name in jdl.file_inputs()}
-        plain, file_values = self._split_values(jdl, values, file_names)
+        plain, file_values, options = self._split_values(jdl, values, file_names)
         try:
             parameters = coerce_parameters(jdl, plain, partial=True)
         except ParameterError as exc:
             raise BadRequest(str(exc)) from None
+        parameters.update(self._check_options(options))
         uploads_by_name = self._uploads_by_input(jdl, uploads, file_names)
         stored = [Parameter(name, value) for name, value in parameters.items()]
         job_dir = self.job_dir(job.id)
@@ -628,11 +663,14 @@ class JobService:
             return
         started = job.start_time or (job.phase_time if job.phase == Phase.EXECUTING else None)
         limit = job.execution_duration
+        # A backend that enforces the limit itself (SLURM's --time) gets a grace time
+        # to do so, and its own verdict (TIMEOUT) reaches the job.
+        grace = self.manager.time_limit_grace
         if (
             limit > 0
             and started is not None
             and (state is None or state.phase not in TERMINAL)
-            and now > started + timedelta(seconds=limit)
+            and now > started + timedelta(seconds=limit + grace)
         ):
             self._manager_abort(job)
             message = f"the job exceeded its execution duration of {limit} s and was stopped"
