@@ -22,12 +22,35 @@ def _serve(args: argparse.Namespace) -> int:
     default = urlsplit(settings.BASE_URL)
     host = args.host or default.hostname or "127.0.0.1"
     port = args.port or default.port or 8080
-    app = create_app(settings, start_reconciler=True)
+    workers = args.workers or settings.WORKERS
+    if workers > 1 and not settings.DATABASE_URL.startswith("postgresql"):
+        print(
+            "opus: several workers need PostgreSQL (DATABASE_URL=postgresql+psycopg2://…):"
+            " SQLite serves one process",
+            file=sys.stderr,
+        )
+        return 2
     logging.getLogger("opus").info(
-        "OPUS %s serving on http://%s:%s (data in %s)", __version__, host, port, settings.VAR_PATH
+        "OPUS %s serving on http://%s:%s with %d worker%s (data in %s)",
+        __version__,
+        host,
+        port,
+        workers,
+        "s" if workers > 1 else "",
+        settings.VAR_PATH,
     )
-    serve(app, host, port, settings.SERVER_THREADS, settings.MAX_UPLOAD_SIZE)
-    return 0
+    if workers == 1:
+        app = create_app(settings, start_reconciler=True)
+        serve(app, host, port, settings.SERVER_THREADS, settings.MAX_UPLOAD_SIZE)
+        return 0
+
+    from opus.server.workers import Supervisor
+
+    def work(_index: int) -> None:
+        app = create_app(settings, start_reconciler=True)
+        serve(app, host, port, settings.SERVER_THREADS, settings.MAX_UPLOAD_SIZE, True)
+
+    return Supervisor(workers, work).run()
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -56,7 +79,15 @@ def _maintenance(args: argparse.Namespace) -> int:
     from opus.server.app import build_service
 
     service = build_service(load_settings())
-    report = service.reconcile()
+    # The same lock as the servers' reconcilers: one pass at a time, server or cron.
+    lock = service.store.reconciler_lock()
+    if not lock.acquire():
+        print("another OPUS process is reconciling (it holds the lock): nothing done")
+        return 0
+    try:
+        report = service.reconcile()
+    finally:
+        lock.release()
     print(
         f"checked {report.checked} running jobs; changed {len(report.changed)}, "
         f"timed out {len(report.timed_out)}, destroyed {len(report.destroyed)}, "
@@ -127,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to listen on (default: from BASE_URL)")
     serve.add_argument("--port", type=int, help="port to listen on (default: from BASE_URL)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes (default: the WORKERS setting; more than 1 needs PostgreSQL)",
+    )
     serve.set_defaults(func=_serve)
 
     init = commands.add_parser(

@@ -21,6 +21,7 @@ from opus.server.auth import Authenticator, UserManager
 from opus.server.errors import OpusError
 from opus.server.jdl import JDLRegistry
 from opus.server.managers import make_manager
+from opus.server.notify import FeedListener
 from opus.server.routes import handler, openapi, scim, store, uws
 from opus.server.routes.common import TEXT_CONTENT_TYPE
 from opus.server.service import JobService, Reconciler
@@ -115,7 +116,17 @@ def create_app(
         return "\n".join(lines) + "\n"
 
     if start_reconciler:
-        reconciler = Reconciler(service)
-        reconciler.start()
-        app.config["opus.reconciler"] = reconciler
+        start_background(app, service)
     return app
+
+
+def start_background(app: bottle.Bottle, service: JobService) -> None:
+    """The threads of a serving process: the reconciler, and (PostgreSQL) the listener
+    that wakes this process's WAIT requests when another process changes a job."""
+    reconciler = Reconciler(service)
+    reconciler.start()
+    app.config["opus.reconciler"] = reconciler
+    if service.store.listens:
+        listener = FeedListener(service.store.open_feed, service.notifier)  # type: ignore[arg-type]
+        listener.start()
+        app.config["opus.listener"] = listener

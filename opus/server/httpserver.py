@@ -67,9 +67,17 @@ class ChunkedBodies:
 
 
 def make_server(
-    app: Any, host: str, port: int, threads: int, max_body: int | None = None
+    app: Any,
+    host: str,
+    port: int,
+    threads: int,
+    max_body: int | None = None,
+    reuse_port: bool = False,
 ) -> wsgi.Server:
-    """A cheroot server for ``app`` with ``threads`` workers."""
+    """A cheroot server for ``app`` with ``threads`` workers.
+
+    ``reuse_port`` lets the processes of `opus serve --workers N` listen on one port.
+    """
     limit = None if max_body is None else max_body + BODY_OVERHEAD
     server = wsgi.Server(
         (host, port),
@@ -79,6 +87,7 @@ def make_server(
         timeout=SOCKET_TIMEOUT,
         shutdown_timeout=5,
         server_name="OPUS",
+        reuse_port=reuse_port,
     )
     if limit is not None:
         # Bodies larger than this are refused with 413 before the application reads them.
@@ -86,9 +95,16 @@ def make_server(
     return server
 
 
-def serve(app: Any, host: str, port: int, threads: int, max_body: int | None = None) -> None:
+def serve(
+    app: Any,
+    host: str,
+    port: int,
+    threads: int,
+    max_body: int | None = None,
+    reuse_port: bool = False,
+) -> None:
     """Serve until SIGINT or SIGTERM, then stop gracefully."""
-    server = make_server(app, host, port, threads, max_body)
+    server = make_server(app, host, port, threads, max_body, reuse_port)
 
     def stop(_signum: int, _frame: object) -> None:
         # Stopping closes the listening socket and joins the workers: done from another

@@ -7,14 +7,22 @@ its document, the others reuse it, so waking 200 clients costs one database read
 200. The number of simultaneous waiters is capped below the server's thread count, so
 blocked WAIT requests can never take every thread: past the cap, WAIT returns at once,
 which UWS allows.
+
+A server of several processes (PostgreSQL) also hears the changes made by the others:
+``FeedListener`` turns the job ids of a ``PhaseFeed`` (LISTEN/NOTIFY) into ``notify``
+calls of this process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
+
+log = logging.getLogger("opus.notify")
 
 
 class Wake:
@@ -100,3 +108,61 @@ class PhaseNotifier:
             wake = Wake()
             for waiter in waiters:
                 waiter.set(wake)
+
+    def notify_all(self) -> None:
+        """Wake every waiting request (changes may have been missed: look again)."""
+        with self._lock:
+            job_ids = list(self._waiters)
+        for job_id in job_ids:
+            self.notify(job_id)
+
+
+class Feed(Protocol):
+    """Where the job changes of other processes arrive (storage.PhaseFeed)."""
+
+    def receive(self, timeout: float) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class FeedListener(threading.Thread):
+    """Wakes this process's waiters when another process changes their job.
+
+    If the feed's connection is lost, it reconnects; changes made meanwhile were not
+    heard, so every waiter is woken to look again (UWS allows an early answer).
+    """
+
+    RECONNECT_DELAY = 1.0
+
+    def __init__(self, open_feed: Callable[[], Feed], notifier: PhaseNotifier) -> None:
+        super().__init__(name="opus-feed", daemon=True)
+        self.open_feed = open_feed
+        self.notifier = notifier
+        self.stopping = threading.Event()
+        self.listening = threading.Event()
+
+    def run(self) -> None:
+        feed: Feed | None = None
+        missed = False
+        while not self.stopping.is_set():
+            try:
+                if feed is None:
+                    feed = self.open_feed()
+                    self.listening.set()
+                    if missed:
+                        self.notifier.notify_all()
+                for job_id in feed.receive(1.0):
+                    self.notifier.notify(job_id)
+            except Exception as exc:
+                log.warning("job change feed lost (%s); reconnecting", exc)
+                if feed is not None:
+                    feed.close()
+                feed, missed = None, True
+                self.listening.clear()
+                self.stopping.wait(self.RECONNECT_DELAY)
+        if feed is not None:
+            with contextlib.suppress(Exception):
+                feed.close()
+
+    def stop(self) -> None:
+        self.stopping.set()

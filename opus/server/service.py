@@ -10,6 +10,7 @@ followed by a notification that wakes WAITing requests.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -721,14 +722,33 @@ class Reconciler(threading.Thread):
         super().__init__(name="opus-reconciler", daemon=True)
         self.service = service
         self.stopping = threading.Event()
+        self.leading = False
 
     def run(self) -> None:
         interval = self.service.settings.RECONCILE_INTERVAL
-        while not self.stopping.wait(interval):
-            try:
-                self.service.reconcile()
-            except Exception:
-                log.exception("reconciliation pass failed")
+        # Of the processes of a server (and `opus maintenance`), only the holder of
+        # the lock reconciles; the others keep trying, to take over if it goes.
+        lock = self.service.store.reconciler_lock()
+        try:
+            while not self.stopping.wait(interval):
+                try:
+                    holder = lock.acquire()
+                except Exception as exc:
+                    log.warning("reconciler lock unavailable: %s", exc)
+                    holder = False
+                if holder != self.leading:
+                    self.leading = holder
+                    verb = "runs" if holder else "no longer runs"
+                    log.info("this process %s the reconciler", verb)
+                if not holder:
+                    continue
+                try:
+                    self.service.reconcile()
+                except Exception:
+                    log.exception("reconciliation pass failed")
+        finally:
+            with contextlib.suppress(Exception):
+                lock.release()
 
     def stop(self) -> None:
         self.stopping.set()
