@@ -1,0 +1,1 @@
+"""Alembic migrations of the OPUS database, run by opus.server.schema (`opus db upgrade`)."""
