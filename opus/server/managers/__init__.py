@@ -18,7 +18,11 @@ def make_manager(settings: Settings) -> Manager:
         from opus.server.managers.local import LocalManager
 
         return LocalManager()
-    raise ValueError(f"unknown MANAGER {settings.MANAGER!r} (expected: local)")
+    if settings.MANAGER == "slurm":
+        from opus.server.managers.slurm import SlurmManager
+
+        return SlurmManager(settings)
+    raise ValueError(f"unknown MANAGER {settings.MANAGER!r} (expected: local or slurm)")
 
 
 __all__ = [
