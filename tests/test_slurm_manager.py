@@ -216,7 +216,7 @@ def test_job_options_override_the_settings_defaults(tmp_path: Path) -> None:
 def test_options_are_checked_again_at_submission(tmp_path: Path) -> None:
     runner = FakeSlurm()
     managed = job(tmp_path, options={"slurm_mem": "1 --wrap=id"})
-    with pytest.raises(ValueError, match="slurm_mem"):
+    with pytest.raises(ManagerError, match="slurm_mem"):
         make(tmp_path, runner).submit(managed, managed.job_dir / "b.sh")
     assert runner.commands == []
 

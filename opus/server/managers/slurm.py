@@ -397,7 +397,11 @@ class SlurmManager(Manager):
         if job.execution_duration > 0:
             argv.append(f"--time={math.ceil(job.execution_duration / 60)}")
         values = dict(self.defaults)
-        values.update(self.check_options(job.options))
+        try:
+            # Checked when the job was created; checked again, as they go to sbatch.
+            values.update(self.check_options(job.options))
+        except ValueError as exc:
+            raise ManagerError(str(exc)) from None
         for option in SBATCH_OPTIONS:
             if option.parameter in values:
                 argv.append(f"{option.flag}={values[option.parameter]}")
