@@ -1,4 +1,4 @@
-"""The `opus` command: serve, init, maintenance, jdl validate."""
+"""The `opus` command: serve, init, db, maintenance, user, jdl validate."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    _require_migrated_database()
     logging.getLogger("opus").info(
         "OPUS %s serving on http://%s:%s with %d worker%s (data in %s)",
         __version__,
@@ -58,10 +59,11 @@ def _init(args: argparse.Namespace) -> int:
     from opus.server.storage import UserStore
 
     settings = load_settings()
+    revision = _upgrade_database(settings.DATABASE_URL)
     service = build_service(settings)
     print(f"data directory: {settings.VAR_PATH}")
     print(f"job definitions: {settings.jdl_path} ({', '.join(service.registry.names())})")
-    print(f"database: {settings.DATABASE_URL}")
+    print(f"database: {_display_url(settings.DATABASE_URL)} (schema revision {revision})")
     users = UserManager(UserStore(service.store.engine))
     if users.users.count() == 0:
         # First start: an admin to log in with (the token is shown this once).
@@ -78,6 +80,7 @@ def _init(args: argparse.Namespace) -> int:
 def _maintenance(args: argparse.Namespace) -> int:
     from opus.server.app import build_service
 
+    _require_migrated_database()
     service = build_service(load_settings())
     # The same lock as the servers' reconcilers: one pass at a time, server or cron.
     lock = service.store.reconciler_lock()
@@ -119,6 +122,7 @@ def _users() -> UserManager:
 
 
 def _user(args: argparse.Namespace) -> int:
+    _require_migrated_database()
     manager = _users()
     try:
         if args.user_command == "add":
@@ -150,6 +154,81 @@ def _user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _display_url(url: str) -> str:
+    from opus.server.schema import display_url
+
+    return display_url(url)
+
+
+def _database_fault(url: str, exc: Exception) -> SystemExit:
+    """Exit status 1 after a one-line message: the database could not be used."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    print(f"opus: cannot use the database {_display_url(url)}: {reason[0]}", file=sys.stderr)
+    return SystemExit(1)
+
+
+def _upgrade_database(url: str) -> str:
+    """Migrate the database to the current schema revision; returns the revision."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from opus.server import schema
+
+    try:
+        return schema.upgrade(url)
+    except SQLAlchemyError as exc:
+        raise _database_fault(url, exc) from None
+
+
+def _require_migrated_database() -> None:
+    """Refuse to start (exit status 1, the reason on stderr) on a database that is not
+    at the schema revision of this OPUS: tables that do not match the code would fail
+    later, in the middle of requests."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from opus.server import schema
+    from opus.server.storage import make_engine
+
+    url = load_settings().DATABASE_URL
+    engine = make_engine(url)
+    try:
+        schema.check(engine)
+    except schema.SchemaError as exc:
+        print(f"opus: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except SQLAlchemyError as exc:
+        raise _database_fault(url, exc) from None
+    finally:
+        engine.dispose()
+
+
+def _db(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from opus.server import schema
+    from opus.server.storage import make_engine
+
+    url = load_settings().DATABASE_URL
+    engine = make_engine(url)
+    try:
+        before = schema.current(engine)
+    except SQLAlchemyError as exc:
+        raise _database_fault(url, exc) from None
+    finally:
+        engine.dispose()
+    head = schema.head_revision()
+    if args.db_command == "current":
+        state = "head" if before == head else f"not at head {head}: run `opus db upgrade`"
+        print(f"{before or 'none'} ({state})")
+        return 0
+    revision = _upgrade_database(url)
+    where = _display_url(url)
+    if revision == before:
+        print(f"database {where}: already at revision {revision} (head)")
+    else:
+        print(f"database {where}: upgraded from revision {before or 'none'} to {revision}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opus", description="OPUS UWS job server")
     parser.add_argument("--version", action="version", version=f"opus {__version__}")
@@ -175,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
         "maintenance", help="one reconcile pass: lost jobs, time limits, destruction (cron)"
     )
     maintenance.set_defaults(func=_maintenance)
+
+    db = commands.add_parser("db", help="the database schema (migrations)")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser(
+        "upgrade", help="migrate the database to this version of OPUS (creates the tables)"
+    )
+    db_commands.add_parser("current", help="print the database's schema revision")
+    db.set_defaults(func=_db)
 
     user = commands.add_parser("user", help="manage users and their API tokens")
     user_commands = user.add_subparsers(dest="user_command", required=True)

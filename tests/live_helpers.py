@@ -290,10 +290,13 @@ def file_server(files: dict[str, bytes]) -> Iterator[str]:
 
 
 @contextmanager
-def running_server(tmp_path: Path, **settings: str) -> Iterator[LiveServer]:
-    """A started LiveServer, stopped at the end; fails if the server logged an error
-    (an unexpected fault: a request answered 500, a failed reconciliation pass)."""
-    server = LiveServer(tmp_path, **settings)
+def running_server(
+    tmp_path: Path, database_url: str | None = None, **settings: str
+) -> Iterator[LiveServer]:
+    """A started LiveServer on ``database_url`` (default: SQLite in ``tmp_path``), stopped
+    at the end; fails if the server logged an error (an unexpected fault: a request
+    answered 500, a failed reconciliation pass)."""
+    server = LiveServer(tmp_path, database_url, **settings)
     server.start()
     try:
         yield server

@@ -30,7 +30,9 @@ def bearer(token: str) -> dict[str, str]:
 class Site:
     """An in-process OPUS with three users: alice, bob and the admin root."""
 
-    def __init__(self, tmp_path: Path, **settings) -> None:
+    def __init__(self, tmp_path: Path, database_url: str | None = None, **settings) -> None:
+        if database_url is not None:
+            settings["DATABASE_URL"] = database_url
         self.settings = make_settings(tmp_path, **settings)
         self.service = build_service(self.settings)
         self.app = webtest.TestApp(create_app(self.settings, self.service))
@@ -55,8 +57,8 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return Site(tmp_path)
+def site(tmp_path: Path, database_url: str) -> Site:
+    return Site(tmp_path, database_url)
 
 
 def test_basic_and_bearer_identify_the_owner(site: Site) -> None:
@@ -139,8 +141,8 @@ def test_admin_sees_and_manages_every_job(site: Site) -> None:
     site.app.get(bob_job, headers=site.auth("bob"), status=404)
 
 
-def test_anonymous_refused_when_not_allowed(tmp_path: Path) -> None:
-    site = Site(tmp_path, ALLOW_ANONYMOUS=False)
+def test_anonymous_refused_when_not_allowed(tmp_path: Path, database_url: str) -> None:
+    site = Site(tmp_path, database_url, ALLOW_ANONYMOUS=False)
     for url in ["/", "/rest", "/rest/sleep"]:
         response = site.app.get(url, status=401)
         assert response.headers["WWW-Authenticate"]
@@ -175,8 +177,8 @@ def test_tokens_and_passwords_are_stored_hashed(site: Site) -> None:
     assert hash_password("same") != hash_password("same")  # salted
 
 
-def test_job_type_permissions(tmp_path: Path) -> None:
-    site = Site(tmp_path, CHECK_PERMISSIONS=True)
+def test_job_type_permissions(tmp_path: Path, database_url: str) -> None:
+    site = Site(tmp_path, database_url, CHECK_PERMISSIONS=True)
     site.users.add("carol", ["all"])
     carol = basic("carol", site.users.rotate_token("carol"))
     assert site.app.get("/rest", headers=site.auth("alice")).text.split() == ["sleep"]

@@ -87,6 +87,7 @@ def test_bad_setting_is_reported(tmp_path: Path) -> None:
 
 def test_user_commands(tmp_path: Path) -> None:
     var = tmp_path / "var"
+    assert opus("db", "upgrade", var=var).returncode == 0
     added = opus("user", "add", "alice", "--admin", "--roles", "sleep,fail", var=var)
     assert added.returncode == 0, added.stderr
     token = added.stdout.strip().splitlines()[-1]  # the token is the last line

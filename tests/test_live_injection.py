@@ -46,8 +46,10 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with running_server(tmp_path_factory.mktemp("live_injection")) as live:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[LiveServer]:
+    with running_server(tmp_path_factory.mktemp("live_injection"), module_database_url) as live:
         yield live
 
 

@@ -29,8 +29,10 @@ pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with running_server(tmp_path_factory.mktemp("live_jobs")) as live:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[LiveServer]:
+    with running_server(tmp_path_factory.mktemp("live_jobs"), module_database_url) as live:
         yield live
 
 
@@ -400,8 +402,8 @@ def test_destruction_time_passed_deletes_the_job(client: Client) -> None:
     assert not client.job_dir(job_id).exists()
 
 
-def test_destruction_archives_when_configured(tmp_path: Path) -> None:
-    with running_server(tmp_path, ARCHIVE_ON_DESTRUCTION="true") as live:
+def test_destruction_archives_when_configured(tmp_path: Path, database_url: str) -> None:
+    with running_server(tmp_path, database_url, ARCHIVE_ON_DESTRUCTION="true") as live:
         client = Client(live)
         job_id = client.create("sleep", {"duration": "0"}, run=True)
         doc = client.wait_for("sleep", job_id)
@@ -432,8 +434,8 @@ def test_destruction_archives_when_configured(tmp_path: Path) -> None:
 # -- a server that goes away --------------------------------------------------------------
 
 
-def test_callback_lost_while_the_server_was_down(tmp_path: Path) -> None:
-    live = LiveServer(tmp_path)
+def test_callback_lost_while_the_server_was_down(tmp_path: Path, database_url: str) -> None:
+    live = LiveServer(tmp_path, database_url)
     live.start()
     try:
         client = Client(live)

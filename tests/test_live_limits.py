@@ -19,9 +19,14 @@ LIMIT = 10_000
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[LiveServer]:
     with running_server(
-        tmp_path_factory.mktemp("live_limits"), MAX_UPLOAD_SIZE=str(LIMIT), ALLOW_ANONYMOUS="false"
+        tmp_path_factory.mktemp("live_limits"),
+        module_database_url,
+        MAX_UPLOAD_SIZE=str(LIMIT),
+        ALLOW_ANONYMOUS="false",
     ) as live:
         yield live
 

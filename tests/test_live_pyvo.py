@@ -25,9 +25,11 @@ pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[LiveServer]:
     with running_server(
-        tmp_path_factory.mktemp("live_pyvo"), ARCHIVE_ON_DESTRUCTION="true"
+        tmp_path_factory.mktemp("live_pyvo"), module_database_url, ARCHIVE_ON_DESTRUCTION="true"
     ) as live:
         yield live
 

@@ -22,8 +22,10 @@ WAKE_SLACK = 3.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with running_server(tmp_path_factory.mktemp("live_wait")) as live:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[LiveServer]:
+    with running_server(tmp_path_factory.mktemp("live_wait"), module_database_url) as live:
         yield live
 
 

@@ -226,9 +226,12 @@ class Fixtures:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str
+) -> Iterator[LiveServer]:
     with running_server(
         tmp_path_factory.mktemp("openapi"),
+        module_database_url,
         ALLOW_ANONYMOUS="true",
         # Generated URL inputs must not reach anything, and quickly.
         ALLOW_PRIVATE_URLS="false",

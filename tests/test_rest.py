@@ -425,11 +425,11 @@ def test_client_garbage_never_gives_500(app) -> None:
         assert 400 <= response.status_int < 500, (method, url, response.status)
 
 
-def test_active_job_limit(tmp_path: Path) -> None:
+def test_active_job_limit(tmp_path: Path, database_url: str) -> None:
     from opus.server.app import build_service, create_app
     from tests.conftest import make_settings
 
-    settings = make_settings(tmp_path, NJOBS_MAX=1)
+    settings = make_settings(tmp_path, DATABASE_URL=database_url, NJOBS_MAX=1)
     service = build_service(settings)
     app = webtest.TestApp(create_app(settings, service))
     running = create(app, duration="30", PHASE="RUN")

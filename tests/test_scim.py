@@ -60,7 +60,9 @@ class RecordingApp(webtest.TestApp):
 class Site:
     """An in-process OPUS with alice (role sleep) and the admin root."""
 
-    def __init__(self, tmp_path: Path, **settings: Any) -> None:
+    def __init__(self, tmp_path: Path, database_url: str | None = None, **settings: Any) -> None:
+        if database_url is not None:
+            settings["DATABASE_URL"] = database_url
         self.settings = make_settings(tmp_path, **settings)
         self.service = build_service(self.settings)
         store = UserStore(self.service.store.engine)
@@ -126,8 +128,8 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    site = Site(tmp_path, ALLOW_ANONYMOUS=False)
+def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
+    site = Site(tmp_path, database_url, ALLOW_ANONYMOUS=False)
     yield site
     site.check_no_leaks()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import bottle
 
+from opus.server import schema
 from opus.server.auth import Authenticator, UserManager
 from opus.server.errors import OpusError
 from opus.server.jdl import JDLRegistry
@@ -47,11 +48,19 @@ def init_data(settings: Settings) -> None:
 
 
 def open_store(settings: Settings) -> JobStore:
-    """The process's JobStore (creates the data directories and tables if needed)."""
+    """The process's JobStore (creates the data directories if needed).
+
+    The database must be at the current schema revision (`opus db upgrade`):
+    schema.SchemaError otherwise, whose message says so.
+    """
     init_data(settings)
-    job_store = JobStore(make_engine(settings.DATABASE_URL))
-    job_store.create_schema()
-    return job_store
+    engine = make_engine(settings.DATABASE_URL)
+    try:
+        schema.check(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return JobStore(engine)
 
 
 def build_service(settings: Settings) -> JobService:

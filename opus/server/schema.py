@@ -17,6 +17,10 @@ import functools
 import logging
 from pathlib import Path
 
+# Alembic logs at INFO as it loads and runs (plugins set up, DDL mode): noise in OPUS's
+# log and on the console of `opus db upgrade`; its level is set before it loads.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -132,12 +136,12 @@ def upgrade(database_url: str) -> str:
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY}
                 )
-            if current_revision(connection) is None and set(
-                inspect(connection).get_table_names()
-            ) & set(INITIAL_TABLES):
+            before = current_revision(connection)
+            tables = set(inspect(connection).get_table_names())
+            if before is None and tables & set(INITIAL_TABLES):
                 # The initial migration creates only the tables that are missing, and
                 # records its revision: the database is stamped with it.
-                log.warning(
+                log.info(
                     "the database %s was made before OPUS had migrations: "
                     "stamping it with revision %s",
                     display_url(url),

@@ -1,0 +1,308 @@
+"""Schema migrations (opus.server.schema, opus/server/migrations) on SQLite and PostgreSQL:
+the migrated schema is the models' schema, upgrades are idempotent, a database made
+before migrations is stamped, and the commands refuse a database that is not migrated."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, insert, inspect, select, text
+from sqlalchemy.engine import Engine, Inspector, make_url
+
+from opus.server import schema
+from opus.server.storage import Base, JobRow, User, UserStore, make_engine
+from tests.conftest import DATABASES, free_port
+
+TABLES = {"jobs", "job_parameters", "job_results", "users", "leases"}
+
+
+@pytest.fixture(params=DATABASES)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database without any table (a SQLite file that does not exist yet)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'new' / 'opus.db'}"
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_empty_database()
+    try:
+        yield url
+    finally:
+        cluster.drop_database(url)
+
+
+@pytest.fixture
+def engines() -> Iterator[list[Engine]]:
+    """Engines made by a test, disposed at its end (PostgreSQL drops need no holders)."""
+    made: list[Engine] = []
+    yield made
+    for engine in made:
+        engine.dispose()
+
+
+def engine_of(url: str, engines: list[Engine]) -> Engine:
+    engine = make_engine(url)
+    engines.append(engine)
+    return engine
+
+
+def differences(engine: Engine, metadata: MetaData = Base.metadata) -> list:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, metadata)
+
+
+def revision_rows(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def a_user(name: str) -> User:
+    return User(name, ("admin",), True, f"hash-{name}", None, datetime.now(UTC))
+
+
+def opus(*args: str, url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(
+        os.environ,
+        OPUS_VAR_PATH=str(tmp_path / "var"),
+        OPUS_DATABASE_URL=url,
+        OPUS_LOG_LEVEL="WARNING",
+    )
+    env.pop("OPUS_SETTINGS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "opus", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# -- upgrade --------------------------------------------------------------------------
+
+
+def test_upgrade_of_an_empty_database(empty_url: str, engines: list[Engine]) -> None:
+    assert schema.upgrade(empty_url) == schema.head_revision() == "0001"
+    engine = engine_of(empty_url, engines)
+    assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
+    assert revision_rows(engine) == ["0001"]
+    assert schema.check(engine) == "0001"
+
+
+def test_migrated_schema_equals_the_models(empty_url: str, engines: list[Engine]) -> None:
+    schema.upgrade(empty_url)
+    engine = engine_of(empty_url, engines)
+    assert differences(engine) == []
+    # What compare_metadata looks at, checked directly too.
+    found = inspect(engine)
+    for table in TABLES:
+        indexes = indexes_of(found, table)
+        model = {i.name: [c.name for c in i.columns] for i in Base.metadata.tables[table].indexes}
+        assert indexes == model, table
+    assert indexes_of(found, "jobs")["ix_jobs_list_phase"] == [
+        "jobname",
+        "phase",
+        "creation_time",
+        "id",
+    ]
+    for table in ("job_parameters", "job_results"):
+        (key,) = found.get_foreign_keys(table)
+        assert key["referred_table"] == "jobs" and key["constrained_columns"] == ["job_id"]
+        assert key["options"].get("ondelete") == "CASCADE"
+    (unique,) = found.get_unique_constraints("users")
+    assert unique["column_names"] == ["token_hash"]
+    assert found.get_pk_constraint("job_results")["constrained_columns"] == ["job_id", "result_id"]
+
+
+def indexes_of(found: Inspector, table: str) -> dict[str, list[str]]:
+    """The indexes of a table, without those PostgreSQL makes for unique constraints."""
+    return {
+        i["name"]: i["column_names"]
+        for i in found.get_indexes(table)
+        if "duplicates_constraint" not in i
+    }
+
+
+def test_the_comparison_sees_a_model_change(empty_url: str, engines: list[Engine]) -> None:
+    """The test above could not pass by comparing nothing."""
+    schema.upgrade(empty_url)
+    changed = MetaData()
+    for table in Base.metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["jobs"].append_column(Column("priority", Integer, nullable=True))
+    found = differences(engine_of(empty_url, engines), changed)
+    assert [(d[0], d[3].name) for d in found] == [("add_column", "priority")]
+
+
+def test_cascading_deletes_work_after_migration(empty_url: str, engines: list[Engine]) -> None:
+    schema.upgrade(empty_url)
+    engine = engine_of(empty_url, engines)
+    now = datetime.now(UTC)
+    job = {c.name: None for c in JobRow.__table__.columns}
+    job.update(
+        id="j1",
+        jobname="sleep",
+        owner="anonymous",
+        phase="PENDING",
+        creation_time=now,
+        phase_time=now,
+        execution_duration=1,
+        token_hash="",
+    )
+    parameter = {"job_id": "j1", "name": "duration", "value": "1", "by_reference": False}
+    parameters = Base.metadata.tables["job_parameters"]
+    with engine.begin() as conn:
+        conn.execute(insert(JobRow), [job])
+        conn.execute(insert(parameters), [parameter])
+    with engine.begin() as conn:
+        conn.execute(JobRow.__table__.delete())
+    with engine.connect() as conn:
+        assert conn.execute(select(parameters)).all() == []
+
+
+def test_upgrade_is_idempotent(empty_url: str, engines: list[Engine]) -> None:
+    assert schema.upgrade(empty_url) == "0001"
+    UserStore(engine_of(empty_url, engines)).add(a_user("kept"))
+    assert schema.upgrade(empty_url) == "0001"
+    engine = engine_of(empty_url, engines)
+    assert revision_rows(engine) == ["0001"]
+    assert differences(engine) == []
+    assert UserStore(engine).get("kept") is not None
+
+
+# -- databases made before migrations -----------------------------------------------------
+
+
+def test_pre_migration_database_is_stamped(empty_url: str, engines: list[Engine]) -> None:
+    schema.upgrade(empty_url)  # only to have the database (and SQLite file) exist
+    engine = engine_of(empty_url, engines)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+        for table in reversed(Base.metadata.sorted_tables):
+            table.drop(conn)
+    Base.metadata.create_all(engine)  # what OPUS did before it had migrations
+    UserStore(engine).add(a_user("old"))
+    with pytest.raises(schema.SchemaError, match="at revision none, expected 0001"):
+        schema.check(engine)
+
+    assert schema.upgrade(empty_url) == "0001"
+    assert schema.check(engine) == "0001"
+    assert revision_rows(engine) == ["0001"]
+    assert differences(engine) == []
+    assert UserStore(engine).get("old") is not None, "the data is kept"
+
+
+def test_database_of_an_older_version_gets_the_missing_tables(
+    empty_url: str, engines: list[Engine]
+) -> None:
+    """OPUS versions before users and leases made only the job tables."""
+    schema.upgrade(empty_url)
+    engine = engine_of(empty_url, engines)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+        for name in ("users", "leases"):
+            Base.metadata.tables[name].drop(conn)
+    assert schema.upgrade(empty_url) == "0001"
+    assert differences(engine) == []
+
+
+# -- check ------------------------------------------------------------------------------
+
+
+def test_check_names_the_command_and_hides_the_password(
+    empty_url: str, engines: list[Engine]
+) -> None:
+    url = make_url(empty_url)
+    if url.get_backend_name() == "postgresql":
+        url = url.set(password="s3cret")  # trust authentication ignores it
+    engine = engine_of(url.render_as_string(hide_password=False), engines)
+    with pytest.raises(schema.SchemaError) as refused:
+        schema.check(engine)
+    message = str(refused.value)
+    shown = url.render_as_string(hide_password=True)
+    assert message == (
+        f"the database {shown} is not migrated (at revision none, expected 0001): "
+        "run `opus db upgrade`"
+    )
+    assert "s3cret" not in message
+
+
+def test_check_refuses_a_revision_it_does_not_know(empty_url: str, engines: list[Engine]) -> None:
+    schema.upgrade(empty_url)
+    engine = engine_of(empty_url, engines)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+    with pytest.raises(schema.SchemaError, match="at revision f00d, which this version"):
+        schema.check(engine)
+
+
+def test_check_does_not_create_a_sqlite_file(tmp_path: Path, engines: list[Engine]) -> None:
+    path = tmp_path / "opus.db"
+    with pytest.raises(schema.SchemaError, match="not migrated"):
+        schema.check(engine_of(f"sqlite:///{path}", engines))
+    assert not path.exists()
+
+
+# -- the commands -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["serve"], ["maintenance"], ["user", "list"]], ids=" ".join)
+def test_commands_refuse_an_unmigrated_database(
+    empty_url: str, tmp_path: Path, command: list[str]
+) -> None:
+    if command == ["serve"]:
+        command += ["--port", str(free_port())]
+    done = opus(*command, url=empty_url, tmp_path=tmp_path)
+    assert done.returncode == 1, done
+    shown = schema.display_url(empty_url)
+    assert done.stderr == (
+        f"opus: the database {shown} is not migrated (at revision none, expected 0001): "
+        "run `opus db upgrade`\n"
+    )
+    assert done.stdout == ""
+
+
+def test_db_upgrade_and_current(empty_url: str, tmp_path: Path) -> None:
+    before = opus("db", "current", url=empty_url, tmp_path=tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout == "none (not at head 0001: run `opus db upgrade`)\n"
+
+    shown = schema.display_url(empty_url)
+    upgraded = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0001\n"
+    again = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
+    assert again.stdout == f"database {shown}: already at revision 0001 (head)\n"
+
+    after = opus("db", "current", url=empty_url, tmp_path=tmp_path)
+    assert after.returncode == 0 and after.stdout == "0001 (head)\n"
+    # Now the commands start: `opus user` works on the migrated database.
+    listed = opus("user", "list", url=empty_url, tmp_path=tmp_path)
+    assert listed.returncode == 0 and listed.stderr == ""
+
+
+def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg2://opus:s3cret@127.0.0.1:{free_port()}/opus"
+    for command in (["db", "upgrade"], ["db", "current"], ["serve", "--port", "1"]):
+        done = opus(*command, url=url, tmp_path=tmp_path)
+        assert done.returncode == 1, done
+        assert done.stderr.startswith(
+            "opus: cannot use the database postgresql+psycopg2://opus:***@"
+        )
+        assert done.stderr.count("\n") == 1 and "s3cret" not in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_init_migrates_a_new_database(empty_url: str, tmp_path: Path) -> None:
+    done = opus("init", url=empty_url, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"database: {schema.display_url(empty_url)} (schema revision 0001)" in done.stdout
+    assert "shown once" in done.stdout
