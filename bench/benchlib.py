@@ -4,6 +4,11 @@ Every benchmark starts its own server on a free loopback port, with its data in 
 temporary directory and a copy of the shipped job definitions, and removes both when
 it ends. Figures are printed, never asserted: the machine is shared and noisy, so each
 figure comes with a reference measured in the same run.
+
+The server's database is SQLite (a file in its data directory) or, with
+``postgres_database()``, a database of a throwaway PostgreSQL server
+(tests/pg_cluster.py), which `opus serve --workers N` needs for N > 1. Either way the
+database is migrated (`opus db upgrade`) before the server starts.
 """
 
 from __future__ import annotations
@@ -20,11 +25,17 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    # The benchmarks import tests.pg_cluster and tests.slurm_cluster.
+    sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
+DATABASES = ("sqlite", "postgresql")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 
@@ -81,14 +92,29 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 class OpusServer:
-    """An `opus serve` subprocess on a free port, its data in ``var``."""
+    """An `opus serve` subprocess on a free port, its data in ``var``.
 
-    def __init__(self, var: Path, jdl: Path, env: Mapping[str, str] | None = None) -> None:
+    ``database_url`` (None: SQLite in ``var``) is migrated before the server starts;
+    ``workers`` > 1 runs `opus serve --workers N` (PostgreSQL only): ``pid`` is then
+    the supervisor's, ``worker_pids()`` the processes that serve.
+    """
+
+    def __init__(
+        self,
+        var: Path,
+        jdl: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        workers: int = 1,
+        database_url: str | None = None,
+    ) -> None:
         self.var = var
         self.jdl = jdl
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.extra_env = dict(env or {})
+        self.workers = workers
+        self.database_url = database_url
         self.log_path = var.parent / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -102,13 +128,33 @@ class OpusServer:
             OPUS_ALLOW_ANONYMOUS="true",
             OPUS_JDL_PATH=str(self.jdl),
         )
+        if self.database_url:
+            env["OPUS_DATABASE_URL"] = self.database_url
         env.update(self.extra_env)
         return env
 
+    def upgrade_database(self) -> None:
+        """`opus db upgrade` with the server's environment (a server refuses otherwise)."""
+        done = subprocess.run(
+            [PYTHON, "-m", "opus", "db", "upgrade"],
+            cwd=ROOT,
+            env=self.environ(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"opus db upgrade failed:\n{done.stdout}{done.stderr}")
+
     def start(self) -> OpusServer:
+        self.upgrade_database()
+        command = [PYTHON, "-m", "opus", "serve", "--port", str(self.port)]
+        if self.workers != 1:
+            command += ["--workers", str(self.workers)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [PYTHON, "-m", "opus", "serve", "--port", str(self.port)],
+                command,
                 cwd=ROOT,
                 env=self.environ(),
                 stdin=subprocess.DEVNULL,
@@ -117,16 +163,32 @@ class OpusServer:
             )
         try:
             wait_for_port(self.port, self.process, START_TIMEOUT)
+            self._wait_for_workers()
         except RuntimeError:
             self.stop()
             print(self.log_tail(), file=sys.stderr)
             raise
         return self
 
+    def _wait_for_workers(self) -> None:
+        """Return once every worker listens on the port (each has its own socket)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if len(tcp_sockets(self.port, TCP_LISTEN)) >= self.workers:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.workers} workers not listening after {START_TIMEOUT:.0f} s")
+
     @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve: the workers, or the server itself with one."""
+        if self.workers == 1:
+            return [self.pid]
+        return children(self.pid)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -147,6 +209,32 @@ class OpusServer:
         tail = self.log_tail()
         if "Traceback" in tail or "ERROR" in tail:
             print(f"--- server log ({self.log_path.name}) ---\n{tail}", file=sys.stderr)
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL server (tests/pg_cluster.py), stopped and removed at the end.
+
+    It runs with the settings of the tests: durability off (fsync, synchronous_commit),
+    shared_buffers 64MB, max_connections 500.
+    """
+    from tests.pg_cluster import running_cluster, server_binaries
+
+    with running_cluster(server_binaries()) as cluster:
+        yield cluster
+
+
+@contextmanager
+def database(kind: str, prefix: str = "bench") -> Iterator[str | None]:
+    """The database URL of a benchmark's server: None for SQLite (a file in its data
+    directory), else a migrated database of a PostgreSQL server started for the block."""
+    if kind == "sqlite":
+        yield None
+        return
+    if kind != "postgresql":
+        raise ValueError(f"unknown database {kind!r} (one of {', '.join(DATABASES)})")
+    with postgres_cluster() as cluster:
+        yield cluster.create_database(prefix)
 
 
 @contextmanager
@@ -208,6 +296,24 @@ def proc_status_kb(pid: int, field: str) -> int:
     return 0
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc/*/stat)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def rss_kb(pids: Sequence[int]) -> int:
+    """The summed VmRSS of these processes, in kB."""
+    return sum(proc_status_kb(pid, "VmRSS") for pid in pids)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time used so far by a process (its threads included)."""
     try:
@@ -216,6 +322,64 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- TCP sockets (/proc/net/tcp) ---------------------------------------------------------
+
+TCP_ESTABLISHED = "01"
+TCP_LISTEN = "0A"
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    local_port: int
+    remote_port: int
+    state: str
+    inode: int
+
+
+def tcp_sockets(port: int, state: str) -> list[TcpSocket]:
+    """The sockets of this machine whose local port is ``port``, in ``state``."""
+    found = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local = int(fields[1].rsplit(":", 1)[1], 16)
+            if local == port and fields[3] == state:
+                remote = int(fields[2].rsplit(":", 1)[1], 16)
+                found.append(TcpSocket(local, remote, state, int(fields[9])))
+    return found
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process ``pid`` holds open (/proc/PID/fd)."""
+    inodes = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def connections_by_process(port: int, pids: Sequence[int]) -> dict[int, list[int]]:
+    """For each pid, the remote ports of its ESTABLISHED connections on ``port``."""
+    sockets = tcp_sockets(port, TCP_ESTABLISHED)
+    split: dict[int, list[int]] = {}
+    for pid in pids:
+        inodes = socket_inodes(pid)
+        split[pid] = [s.remote_port for s in sockets if s.inode in inodes]
+    return split
 
 
 # -- statistics and reporting ---------------------------------------------------------
