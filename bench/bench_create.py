@@ -11,7 +11,14 @@ The load comes from `wrk` (one thread, 8 keep-alive connections, a Lua script po
 the form) when it is installed, else from 8 Python client processes using http.client
 with keep-alive. Targets: >= 300 jobs/s and >= 25% of the bare handler's rate.
 
+``--database postgresql`` stores the jobs in a throwaway PostgreSQL server
+(tests/pg_cluster.py) instead of SQLite; ``--workers N`` (PostgreSQL only) runs `opus
+serve --workers N`, and the bare handler with as many processes sharing its port the
+same way (opus.server.workers.Supervisor, SO_REUSEPORT). Server CPU is summed over the
+supervisor and its workers.
+
     .venv/bin/python bench/bench_create.py [--quick] [--python-client]
+        [--database sqlite|postgresql] [--workers N]
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ class LoadResult:
     other: int
     errors: int
     server_cpu: float = 0.0
+    database_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -179,14 +187,20 @@ class Load:
             return f"wrk ({self.wrk}, 1 thread, {CLIENTS} keep-alive connections)"
         return f"Python http.client, {CLIENTS} processes with keep-alive (wrk not found)"
 
-    def run(self, base_url: str, seconds: float, server_pid: int) -> LoadResult:
-        cpu_before = b.cpu_seconds(server_pid)
+    def run(
+        self, base_url: str, seconds: float, server_pids: list[int], db: b.Database
+    ) -> LoadResult:
+        cpu_before = sum(b.cpu_seconds(pid) for pid in server_pids)
+        # PostgreSQL's backends come and go with the pools' connections: read at both ends.
+        db_before = {pid: b.cpu_seconds(pid) for pid in db.server_pids()}
         if self.wrk:
             res = run_wrk(f"{base_url}/rest/{JOBNAME}", seconds, self.script)
         else:
             assert self.pool is not None
             res = run_python(self.pool, base_url, seconds)
-        res.server_cpu = b.cpu_seconds(server_pid) - cpu_before
+        res.server_cpu = sum(b.cpu_seconds(pid) for pid in server_pids) - cpu_before
+        db_after = {pid: b.cpu_seconds(pid) for pid in db.server_pids()}
+        res.database_cpu = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items())
         return res
 
     def close(self) -> None:
@@ -208,6 +222,7 @@ def combine(parts: list[LoadResult]) -> LoadResult:
         other=sum(p.other for p in parts),
         errors=sum(p.errors for p in parts),
         server_cpu=sum(p.server_cpu for p in parts),
+        database_cpu=sum(p.database_cpu for p in parts),
     )
 
 
@@ -223,47 +238,71 @@ def report(label: str, res: LoadResult) -> None:
         f"{res.server_cpu:.1f} s ({res.server_cpu / res.seconds:.2f} cores, "
         f"{per_request * 1000:.2f} ms/request)",
     )
+    if res.database_cpu:
+        per_request = res.database_cpu / res.requests if res.requests else float("nan")
+        b.line(
+            f"{label}: PostgreSQL CPU",
+            f"{res.database_cpu:.1f} s ({res.database_cpu / res.seconds:.2f} cores, "
+            f"{per_request * 1000:.2f} ms/request)",
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 s per server instead of 10 s")
     parser.add_argument("--python-client", action="store_true", help="do not use wrk")
+    parser.add_argument("--database", choices=b.DATABASES, default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     args = parser.parse_args()
+    if args.workers < 1 or (args.workers > 1 and args.database != "postgresql"):
+        parser.error("--workers N > 1 needs --database postgresql")
     seconds, warmup = (4.0, 1.0) if args.quick else (10.0, 2.0)
 
     from opus.settings import Settings
 
     threads = Settings().SERVER_THREADS
-    b.heading(f"bench_create: POST /rest/{JOBNAME} {BODY}, {CLIENTS} concurrent clients")
-    with b.workdir("create") as base:
+    b.heading(
+        f"bench_create: POST /rest/{JOBNAME} {BODY}, {CLIENTS} concurrent clients, "
+        f"{args.database}, {args.workers} worker{'s' if args.workers > 1 else ''}"
+    )
+    with b.workdir("create") as base, b.database(args.database, "create") as db:
         load = Load(args.python_client, base)
         port = b.free_port()
         bare_url = f"http://127.0.0.1:{port}"
         bare_log = open(base / "bare.log", "wb")  # noqa: SIM115 - closed below
         bare = subprocess.Popen(
-            [b.PYTHON, str(BARE_APP), "--port", str(port), "--threads", str(threads)],
+            [
+                *(b.PYTHON, str(BARE_APP), "--port", str(port)),
+                *("--threads", str(threads), "--workers", str(args.workers)),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=bare_log,
             stderr=subprocess.STDOUT,
         )
         try:
             b.line("load generator", load.name)
-            b.line("server threads (both servers)", str(threads))
+            b.line("database", args.database + (" (tests/pg_cluster.py)" if db.url else ""))
+            b.line("server processes / threads each (both servers)", f"{args.workers} / {threads}")
             b.line(
                 "runs",
                 f"{ROUNDS} x {seconds / ROUNDS:.1f} s on each server, alternating, "
                 f"after {warmup:.0f} s of warm-up",
             )
             b.wait_for_port(port, bare, b.START_TIMEOUT)
-            with b.OpusServer(base / "var", base / "jdl") as server:
-                load.run(bare_url, warmup, bare.pid)
-                load.run(server.base_url, warmup, server.pid)
+            with b.OpusServer(
+                base / "var", base / "jdl", workers=args.workers, database_url=db.url
+            ) as server:
+                bare_pids = [bare.pid, *b.children(bare.pid)]
+                opus_pids = [server.pid, *b.children(server.pid)]
+                if len(bare_pids) < args.workers or len(opus_pids) < args.workers:
+                    raise RuntimeError(f"processes missing: bare {bare_pids}, OPUS {opus_pids}")
+                load.run(bare_url, warmup, bare_pids, db)
+                load.run(server.base_url, warmup, opus_pids, db)
                 ref_parts, res_parts = [], []
                 # Alternating, so that both servers see the same load of the machine.
                 for _ in range(ROUNDS):
-                    ref_parts.append(load.run(bare_url, seconds / ROUNDS, bare.pid))
-                    res_parts.append(load.run(server.base_url, seconds / ROUNDS, server.pid))
+                    ref_parts.append(load.run(bare_url, seconds / ROUNDS, bare_pids, db))
+                    res_parts.append(load.run(server.base_url, seconds / ROUNDS, opus_pids, db))
                 jobs_dirs = sum(1 for _ in (base / "var" / "jobs").iterdir())
         finally:
             b.stop_process(bare)
@@ -283,9 +322,12 @@ def main() -> int:
     b.result(
         "bench_create",
         {
+            "database": args.database,
+            "workers": args.workers,
             "jobs_per_s": f"{res.rate:.0f}",
             "p50_ms": f"{res.p50 * 1000:.1f}",
             "p99_ms": f"{res.p99 * 1000:.1f}",
+            "cpu_ms_per_job": f"{res.server_cpu / max(res.requests, 1) * 1000:.2f}",
             "bare_per_s": f"{ref.rate:.0f}",
             "ratio": f"{ratio:.2f}",
             "client": "wrk" if load.wrk else "python",

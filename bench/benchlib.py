@@ -224,17 +224,36 @@ def postgres_cluster() -> Iterator[Any]:
         yield cluster
 
 
+@dataclass
+class Database:
+    """The database of a benchmark's server."""
+
+    kind: str
+    url: str | None  # None: SQLite, a file in the server's data directory
+    cluster: Any = None  # the PostgresCluster of a PostgreSQL database
+
+    def server_pids(self) -> list[int]:
+        """The PostgreSQL server's processes (postmaster and backends); none for SQLite."""
+        if self.cluster is None:
+            return []
+        try:
+            postmaster = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return [postmaster, *children(postmaster)]
+
+
 @contextmanager
-def database(kind: str, prefix: str = "bench") -> Iterator[str | None]:
-    """The database URL of a benchmark's server: None for SQLite (a file in its data
-    directory), else a migrated database of a PostgreSQL server started for the block."""
+def database(kind: str, prefix: str = "bench") -> Iterator[Database]:
+    """The database of a benchmark's server: SQLite (a file in its data directory), or a
+    migrated database of a PostgreSQL server started for the block."""
     if kind == "sqlite":
-        yield None
+        yield Database(kind, None)
         return
     if kind != "postgresql":
         raise ValueError(f"unknown database {kind!r} (one of {', '.join(DATABASES)})")
     with postgres_cluster() as cluster:
-        yield cluster.create_database(prefix)
+        yield Database(kind, cluster.create_database(prefix), cluster)
 
 
 @contextmanager
