@@ -10,6 +10,7 @@ refused), and the SLURM commands run through ssh (SLURM_COMMAND_PREFIX).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import time
@@ -20,6 +21,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from opus.server.managers import JobState, ManagedJob, ManagerError
+from opus.server.managers.slurm import SlurmManager
+from opus.server.phases import Phase
+from opus.settings import Settings
 from tests.conftest import LiveServer
 from tests.live_helpers import (
     Client,
@@ -329,6 +334,57 @@ def test_jobs_run_through_an_ssh_command_prefix(
     logins = loopback_sshd.log.read_text().count("Accepted publickey for root")
     # sbatch twice, scancel, and squeue passes of the reconciler.
     assert logins - logins_before >= 4
+
+
+# -- the manager's commands against the cluster -------------------------------------------
+
+
+def test_the_manager_against_the_real_slurm_commands(
+    slurm_cluster: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the unit tests fake: sbatch, squeue (also when it has forgotten every id
+    asked about), scontrol's accounting answer, scancel of running and unknown jobs."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    manager = SlurmManager(Settings(VAR_PATH=tmp_path / "var", MANAGER="slurm"))
+
+    def job_dir(name: str) -> Path:
+        directory = tmp_path / "jobs" / name
+        (directory / ".opus").mkdir(parents=True)
+        return directory
+
+    running = ManagedJob("j1", None, job_dir("j1"), 120, "test", {"slurm_ntasks": "2"})
+    script = running.job_dir / ".opus" / "batch.sh"
+    script.write_text("#!/bin/bash\nsleep 300\n")
+    slurm_id = manager.submit(running, script)
+    assert slurm_cluster.job_field(slurm_id, "JobName") == "opus-test-j1"
+    assert slurm_cluster.job_field(slurm_id, "NumTasks") == "2"
+    running = dataclasses.replace(running, external_id=slurm_id)
+    # Ids slurmctld does not know, as for jobs it forgot (MinJobAge passed).
+    reported = ManagedJob("j2", "99999998", job_dir("j2"))
+    (reported.job_dir / ".opus" / "status").write_text("COMPLETED\n\n")
+    silent = ManagedJob("j3", "99999999", job_dir("j3"))
+
+    states = manager.states([running, reported, silent])
+    assert states["j1"].phase in {Phase.QUEUED, Phase.EXECUTING}
+    assert states["j2"] == JobState(Phase.COMPLETED)
+    assert states["j3"] == JobState(Phase.ERROR, "the SLURM job 99999999 ended without reporting")
+    assert manager.accounting() is False
+    # squeue refuses a list of nothing but unknown ids: the same answers.
+    assert manager.states([reported, silent]) == {k: states[k] for k in ("j2", "j3")}
+
+    manager.abort(running)
+    eventually(
+        lambda: (
+            manager.states([running]).get("j1")
+            == JobState(Phase.ABORTED, f"the SLURM job {slurm_id} was cancelled")
+        ),
+        what="the cancelled job",
+    )
+    manager.abort(running)  # already ended
+    manager.abort(silent)  # unknown to SLURM
+
+    with pytest.raises(ManagerError, match="Invalid partition name"):
+        manager.submit(dataclasses.replace(running, options={"slurm_partition": "nowhere"}), script)
 
 
 # -- time limits -----------------------------------------------------------------------------
