@@ -19,7 +19,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +29,20 @@ from tests.conftest import free_port
 
 # Where Debian puts the daemons; pytest may run with a PATH that lacks them.
 SYSTEM_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-SLURM_PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
+SLURM_PROGRAMS = (
+    "munged",
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "squeue",
+    "scontrol",
+    "scancel",
+    "sinfo",
+)
 SSH_PROGRAMS = ("sshd", "ssh", "ssh-keygen")
 START_TIMEOUT = 30.0
+# Tries at starting slurmctld and slurmd: a free port may be taken before they bind it.
+START_ATTEMPTS = 3
 NODE = "localhost"
 PARTITION = "debug"
 # Unix socket paths must fit in sun_path (108 bytes).
@@ -73,16 +84,23 @@ class Daemons:
         self.processes.append(process)
         return process
 
-    def stop(self) -> None:
-        for process in reversed(self.processes):
+    def stop(self, processes: Sequence[subprocess.Popen[bytes]] | None = None) -> None:
+        """Stop ``processes`` (default: all of them), last started first."""
+        chosen = list(self.processes if processes is None else processes)
+        for process in reversed(chosen):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in reversed(self.processes):
+        for process in reversed(chosen):
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+            self.processes.remove(process)
+
+
+class StartError(Exception):
+    """A daemon did not come up; the message holds the tails of its logs."""
 
 
 @dataclass
@@ -161,14 +179,20 @@ def slurm_conf(root: Path, munge_socket: Path, ctld_port: int, slurmd_port: int)
     return "\n".join(lines) + "\n"
 
 
-def wait_until(check, what: str, processes: Sequence[subprocess.Popen[bytes]], logs) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    what: str,
+    processes: Sequence[subprocess.Popen[bytes]],
+    logs: Sequence[Path],
+) -> None:
+    """Poll ``check`` until true; StartError if a process exits or time runs out."""
     deadline = time.monotonic() + START_TIMEOUT
     while not check():
         dead = [p for p in processes if p.poll() is not None]
         if dead or time.monotonic() > deadline:
             why = f"{dead[0].args[0]} exited" if dead else f"no {what} in {START_TIMEOUT:g} s"
             details = "\n".join(tail(log) for log in logs)
-            pytest.fail(f"SLURM test cluster: {why}\n{details}", pytrace=False)
+            raise StartError(f"{why}\n{details}")
         time.sleep(0.1)
 
 
@@ -208,6 +232,36 @@ def start_munge(root: Path, daemons: Daemons, env: dict[str, str]) -> tuple[Path
     return socket, log
 
 
+def start_slurm(cluster: SlurmCluster, daemons: Daemons) -> None:
+    """slurmctld and slurmd on fresh ports and state, up to an idle node (or
+    StartError, with both stopped again)."""
+    root = cluster.root
+    for name in ("state", "spool"):
+        shutil.rmtree(root / name, ignore_errors=True)
+        (root / name).mkdir()
+    ctld_port = free_port()
+    slurmd_port = free_port()
+    while slurmd_port == ctld_port:
+        slurmd_port = free_port()
+    cluster.conf.write_text(slurm_conf(root, cluster.munge_socket, ctld_port, slurmd_port))
+    daemon_log = root / "daemons.log"
+    conf = str(cluster.conf)
+    started = [
+        daemons.start([which("slurmctld"), "-D", "-f", conf], daemon_log, cluster.env),
+        daemons.start([which("slurmd"), "-D", "-N", NODE, "-f", conf], daemon_log, cluster.env),
+    ]
+
+    def node_idle() -> bool:
+        done = cluster.run("sinfo", "--noheader", f"--nodes={NODE}", "--format=%T", check=False)
+        return done.returncode == 0 and done.stdout.strip() == "idle"
+
+    try:
+        wait_until(node_idle, "idle node", [*daemons.processes[:1], *started], cluster.logs)
+    except StartError:
+        daemons.stop(started)
+        raise
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     """A single-node SLURM cluster (munged, slurmctld, slurmd) for the session."""
@@ -218,33 +272,25 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
     root = tmp_path_factory.mktemp("slurm")
     if len(str(root / "munge" / "munge.socket")) > SOCKET_PATH_MAX:
         pytest.fail(f"temporary directory {root} is too long for a socket path", pytrace=False)
-    for name in ("state", "spool"):
-        (root / name).mkdir()
     (root / "plugstack.conf").write_text("")
     env = dict(os.environ, PATH=SYSTEM_PATH)
     daemons = Daemons()
     try:
-        munge_socket, munge_log = start_munge(root, daemons, env)
+        try:
+            munge_socket, munge_log = start_munge(root, daemons, env)
+        except StartError as exc:
+            pytest.fail(f"SLURM test cluster: munged: {exc}", pytrace=False)
         conf = root / "slurm.conf"
-        ctld_port = free_port()
-        slurmd_port = free_port()
-        while slurmd_port == ctld_port:
-            slurmd_port = free_port()
-        conf.write_text(slurm_conf(root, munge_socket, ctld_port, slurmd_port))
         env["SLURM_CONF"] = str(conf)
         logs = [munge_log, root / "slurmctld.log", root / "slurmd.log", root / "daemons.log"]
         cluster = SlurmCluster(root, conf, env, munge_socket, logs)
-        daemon_log = root / "daemons.log"
-        ctld = daemons.start([which("slurmctld"), "-D", "-f", str(conf)], daemon_log, env)
-        slurmd = daemons.start(
-            [which("slurmd"), "-D", "-N", NODE, "-f", str(conf)], daemon_log, env
-        )
-
-        def node_idle() -> bool:
-            done = cluster.run("sinfo", "--noheader", f"--nodes={NODE}", "--format=%T", check=False)
-            return done.returncode == 0 and done.stdout.strip() == "idle"
-
-        wait_until(node_idle, "idle node", [daemons.processes[0], ctld, slurmd], logs)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                start_slurm(cluster, daemons)
+                break
+            except StartError as exc:
+                if attempt == START_ATTEMPTS:
+                    pytest.fail(f"SLURM test cluster: {exc}", pytrace=False)
         yield cluster
         # Jobs left by the tests end before their slurmd does (their slurmstepd
         # processes would outlive it).
@@ -351,7 +397,10 @@ def loopback_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback
             )
             return done.returncode == 0
 
-        wait_until(answers, "ssh login", [process], [log])
+        try:
+            wait_until(answers, "ssh login", [process], [log])
+        except StartError as exc:
+            pytest.fail(f"loopback sshd: {exc}", pytrace=False)
         yield ssh
     finally:
         daemons.stop()
