@@ -19,6 +19,7 @@ from opus.server.managers import JobState, ManagedJob, ManagerError, make_manage
 from opus.server.managers.slurm import (
     SLURM_PHASES,
     CommandResult,
+    Runner,
     SlurmManager,
     accounting_enabled,
     parse_sbatch_id,
@@ -49,7 +50,7 @@ class FakeSlurm:
         return [command[0] for command in self.commands]
 
 
-def make(tmp_path: Path, runner: FakeSlurm | None = None, **settings: str) -> SlurmManager:
+def make(tmp_path: Path, runner: Runner | None = None, **settings: str) -> SlurmManager:
     values: dict = {"VAR_PATH": tmp_path / "var", "MANAGER": "slurm"}
     values.update(settings)
     return SlurmManager(Settings(**values), runner=runner)
@@ -265,6 +266,22 @@ def test_submission_refused_by_slurm_raises_its_message(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "Invalid partition name specified" in message
     assert "\n" not in message
+
+
+def test_a_hanging_sbatch_is_followed_by_a_scancel_of_its_job_name(tmp_path: Path) -> None:
+    commands: list[list[str]] = []
+
+    def runner(command: Sequence[str], timeout: float) -> CommandResult:
+        commands.append(list(command))
+        if command[0] == "sbatch":
+            raise subprocess.TimeoutExpired(list(command), timeout)
+        return CommandResult(0, "", "")
+
+    managed = job(tmp_path, jobname="sleep")
+    with pytest.raises(ManagerError, match="sbatch did not answer"):
+        make(tmp_path, runner).submit(managed, managed.job_dir / "b.sh")
+    assert [c[0] for c in commands] == ["sbatch", "scancel"]
+    assert commands[1] == ["scancel", "--name=opus-sleep-j1"]
 
 
 def test_sbatch_output_without_an_id_is_an_error() -> None:

@@ -257,9 +257,10 @@ class CommandResult:
 class SlurmCommandError(ManagerError):
     """A SLURM command failed; ``stderr`` is what it said."""
 
-    def __init__(self, message: str, stderr: str = "") -> None:
+    def __init__(self, message: str, stderr: str = "", timed_out: bool = False) -> None:
         super().__init__(message)
         self.stderr = stderr
+        self.timed_out = timed_out
 
 
 Runner = Callable[[Sequence[str], float], CommandResult]
@@ -350,7 +351,9 @@ class SlurmManager(Manager):
         try:
             done = self.runner(command, self.timeout)
         except subprocess.TimeoutExpired:
-            raise SlurmCommandError(f"{argv[0]} did not answer within {self.timeout:g} s") from None
+            raise SlurmCommandError(
+                f"{argv[0]} did not answer within {self.timeout:g} s", timed_out=True
+            ) from None
         except OSError as exc:
             raise SlurmCommandError(f"could not run {command[0]}: {exc}") from None
         if done.returncode != 0:
@@ -409,7 +412,19 @@ class SlurmManager(Manager):
         return argv
 
     def submit(self, job: ManagedJob, batch_script: Path) -> str:
-        stdout = self.run(self.sbatch_command(job, batch_script))
+        argv = self.sbatch_command(job, batch_script)
+        try:
+            stdout = self.run(argv)
+        except SlurmCommandError as exc:
+            if exc.timed_out:
+                # sbatch may have submitted the job before it hung: the job is about
+                # to be an ERROR, so no SLURM job of that name may run.
+                name = argv[2].removeprefix("--job-name=")
+                try:
+                    self.run(["scancel", f"--name={name}"])
+                except ManagerError as cancel_error:
+                    log.warning("job %s: scancel after sbatch: %s", job.job_id, cancel_error)
+            raise
         slurm_id = parse_sbatch_id(stdout)
         log.info("job %s: SLURM job %s", job.job_id, slurm_id)
         return slurm_id
