@@ -1,11 +1,15 @@
 """Job-list latency against the number of jobs stored, and the memory of a full list.
 
-For each size (10^3, 10^5, 10^6 jobs; --quick: 10^3, 10^4, 10^5) a fresh SQLite
-database is created with the real schema (JobStore.create_schema) and filled directly
-with SQLAlchemy Core bulk inserts into ``jobs``: ids in the real format (24 lowercase
-base32 characters), creation times spread over the past year and inserted in time
-order (as a live server would), phases ~60% COMPLETED, 10% EXECUTING, 10% ERROR, 10%
-ABORTED, 7% PENDING, 3% ARCHIVED, all of type ``sleep`` and owner ``anonymous``. Rows
+For each size (10^3, 10^5, 10^6 jobs; --quick: 10^3, 10^4, 10^5) a fresh database is
+created with the real schema (the migrations, `opus db upgrade`) and filled directly:
+SQLite (the default) with SQLAlchemy Core bulk inserts into ``jobs``; PostgreSQL
+(``--database postgresql``: a throwaway server, tests/pg_cluster.py, one database per
+size) with COPY (psycopg2 ``copy_expert``) followed by VACUUM ANALYZE. In both, the
+secondary indexes are dropped before the rows go in and built once after. Ids have the
+real format (24 lowercase base32 characters), creation times are spread over the past
+year and inserted in time order (as a live server would), phases are ~60% COMPLETED,
+10% EXECUTING, 10% ERROR, 10% ABORTED, 7% PENDING, 3% ARCHIVED, all of type ``sleep``
+and owner ``anonymous``. Rows
 are made so that the server's reconciler leaves them alone: no QUEUED job (one without
 an external id would be declared lost), no external id, destruction a year ahead.
 
@@ -21,19 +25,24 @@ every active job each pass: 10% of the table here) does not mix into the list fi
 one reconciler pass is measured on its own, as `opus maintenance` in a fresh process.
 
     .venv/bin/python bench/bench_list.py [--quick] [--sizes 1000,100000]
+        [--database sqlite|postgresql] [--no-full-list]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import io
 import os
 import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import benchlib as b
 
@@ -69,16 +78,17 @@ ERROR_MESSAGE = "the job script exited with status 1"  # never checked here: no 
 # -- filling the database ---------------------------------------------------------------
 
 
-def _sqlite_time(value: datetime) -> str:
-    """The text SQLAlchemy's SQLite DateTime stores (naive UTC, microseconds)."""
+def _db_time(value: datetime) -> str:
+    """The text of a naive-UTC timestamp (what SQLAlchemy's SQLite DateTime stores, and
+    what PostgreSQL's COPY reads into a timestamp without time zone)."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _rows(count: int, first: int, now: datetime, rng: random.Random):
-    """Rows first..count-1 of a table of ``count`` jobs, oldest first."""
+def _rows(count: int, first: int, now: datetime, rng: random.Random) -> list[dict[str, Any]]:
+    """Rows first..first+BATCH-1 of a table of ``count`` jobs, oldest first."""
     year = 365 * 86400.0
     start = now - timedelta(seconds=year)
-    destruction = _sqlite_time(now + timedelta(days=366))
+    destruction = _db_time(now + timedelta(days=366))
     names = [p for p, _ in PHASES]
     weights = [w for _, w in PHASES]
     end = min(count, first + BATCH)
@@ -102,17 +112,15 @@ def _rows(count: int, first: int, now: datetime, rng: random.Random):
                 "run_id": None,
                 "owner": OWNER,
                 "phase": phase,
-                "creation_time": _sqlite_time(created),
-                "start_time": _sqlite_time(started) if started else None,
-                "end_time": _sqlite_time(ended) if ended else None,
+                "creation_time": _db_time(created),
+                "start_time": _db_time(started) if started else None,
+                "end_time": _db_time(ended) if ended else None,
                 "destruction_time": destruction,
                 "quote": None,
-                "phase_time": _sqlite_time(changed),
+                "phase_time": _db_time(changed),
                 "execution_duration": 60,
                 "error_type": "fatal" if phase == "ERROR" else None,
-                "error_message": "the job script exited with status 1"
-                if phase == "ERROR"
-                else None,
+                "error_message": ERROR_MESSAGE if phase == "ERROR" else None,
                 "external_id": None,
                 "token_hash": TOKEN_HASH,
             }
@@ -120,42 +128,83 @@ def _rows(count: int, first: int, now: datetime, rng: random.Random):
     return rows
 
 
-def fill_database(var: Path, count: int, seed: int = 1) -> float:
-    """Create the schema in var/opus.db and insert ``count`` jobs; seconds taken."""
+def _copy_text(rows: list[dict[str, Any]], columns: list[str]) -> io.StringIO:
+    """The rows in COPY's text format (no value here holds a tab, newline or backslash)."""
+    out = io.StringIO()
+    for row in rows:
+        out.write("\t".join("\\N" if row[c] is None else str(row[c]) for c in columns))
+        out.write("\n")
+    out.seek(0)
+    return out
+
+
+def fill_database(url: str, count: int, seed: int = 1) -> float:
+    """Migrate the database at ``url`` and insert ``count`` jobs; seconds taken."""
     from sqlalchemy import column, insert, table, text
 
-    from opus.server.storage import JobRow, JobStore, make_engine
+    from opus.server import schema
+    from opus.server.storage import JobRow, make_engine
 
     started = time.monotonic()
-    engine = make_engine(f"sqlite:///{var / 'opus.db'}")
-    JobStore(engine).create_schema()
+    schema.upgrade(url)
+    engine = make_engine(url)
     columns = [c.name for c in JobRow.__table__.columns]
-    # Untyped columns: values go to SQLite as the text SQLAlchemy would have written.
+    # Untyped columns: the values go in as the text SQLAlchemy would have written.
     jobs = table("jobs", *(column(name) for name in columns))
-    indexes = [i for i in JobRow.__table__.indexes]
+    indexes = list(JobRow.__table__.indexes)
     now = datetime.now(UTC)
     rng = random.Random(seed)
+    postgresql = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
-        conn.execute(text("PRAGMA synchronous=OFF"))
-        conn.execute(text("PRAGMA cache_size=-524288"))
+        if not postgresql:
+            conn.execute(text("PRAGMA synchronous=OFF"))
+            conn.execute(text("PRAGMA cache_size=-524288"))
+        else:
+            conn.execute(text("SET maintenance_work_mem = '256MB'"))
         # Secondary indexes are built once at the end: much faster than row by row.
         for index in indexes:
             index.drop(conn)
+        cursor = conn.connection.driver_connection.cursor() if postgresql else None
         for first in range(0, count, BATCH):
-            conn.execute(insert(jobs), _rows(count, first, now, rng))
+            rows = _rows(count, first, now, rng)
+            if cursor is not None:
+                copy = f"COPY jobs ({', '.join(columns)}) FROM STDIN"
+                cursor.copy_expert(copy, _copy_text(rows, columns))
+            else:
+                conn.execute(insert(jobs), rows)
         for index in indexes:
             index.create(conn)
+    if postgresql:
+        # What autovacuum would do soon after a bulk load (statistics, visibility map);
+        # VACUUM runs outside a transaction.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE jobs"))
     engine.dispose()
     return time.monotonic() - started
 
 
-def check_database(var: Path, count: int) -> None:
+def database_mb(url: str, var: Path) -> float:
+    """The size of the database: its file (SQLite), pg_database_size (PostgreSQL)."""
+    if url.startswith("sqlite"):
+        return (var / "opus.db").stat().st_size / 2**20
+    from sqlalchemy import text
+
+    from opus.server.storage import make_engine
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+    engine.dispose()
+    return int(size) / 2**20
+
+
+def check_database(url: str, count: int) -> None:
     """Read one stored job back through JobStore: the text written parses."""
     from sqlalchemy import func, select
 
     from opus.server.storage import JobRow, JobStore, make_engine
 
-    engine = make_engine(f"sqlite:///{var / 'opus.db'}")
+    engine = make_engine(url)
     store = JobStore(engine)
     with engine.connect() as conn:
         stored = conn.execute(select(func.count()).select_from(JobRow)).scalar_one()
@@ -166,21 +215,22 @@ def check_database(var: Path, count: int) -> None:
         raise RuntimeError(f"database check failed: {stored} rows, job {job}")
 
 
-def query_plans(var: Path) -> dict[str, str]:
-    """SQLite's plan for the SQL that JobStore.list_jobs runs for each query."""
+def query_plans(url: str) -> dict[str, str]:
+    """The database's plan for the SQL that JobStore.list_jobs runs for each query."""
     from sqlalchemy import event
 
     from opus.server.phases import Phase
     from opus.server.storage import JobStore, make_engine
 
-    engine = make_engine(f"sqlite:///{var / 'opus.db'}")
-    captured: list[tuple[str, tuple]] = []
+    engine = make_engine(url)
+    captured: list[tuple[str, Any]] = []
 
     @event.listens_for(engine, "before_cursor_execute")
     def _capture(conn, cursor, statement, parameters, context, executemany):
         captured.append((statement, parameters))
 
     store = JobStore(engine)
+    postgresql = engine.dialect.name == "postgresql"
     plans = {}
     for label, phases in (("LAST=50&PHASE=EXECUTING", [Phase.EXECUTING]), ("LAST=50", [])):
         captured.clear()
@@ -189,8 +239,14 @@ def query_plans(var: Path) -> dict[str, str]:
         statement, parameters = captured[-1]
         with engine.connect() as conn:
             dbapi = conn.connection.driver_connection
-            rows = dbapi.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
-        plans[label] = "; ".join(str(row[-1]) for row in rows)
+            if postgresql:
+                with dbapi.cursor() as cursor:
+                    cursor.execute(f"EXPLAIN {statement}", parameters)
+                    rows = cursor.fetchall()
+                plans[label] = "; ".join(" ".join(str(row[0]).split()) for row in rows)
+            else:
+                rows = dbapi.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+                plans[label] = "; ".join(str(row[-1]) for row in rows)
     engine.dispose()
     return plans
 
@@ -296,65 +352,97 @@ def full_list(base_url: str, pid: int) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def size_database(cluster: Any, base: Path, count: int) -> Iterator[str]:
+    """The URL of a new database for one size: a file in base/var (SQLite, when there
+    is no cluster) or a database of the PostgreSQL cluster, dropped at the end."""
+    if cluster is None:
+        yield f"sqlite:///{base / 'var' / 'opus.db'}"
+        return
+    url = cluster.create_database(f"list{count}")
+    try:
+        yield url
+    finally:
+        cluster.drop_database(url)
+
+
+def measure(
+    server: b.OpusServer, count: int, read_full: bool, medians: dict[str, dict[int, float]]
+) -> dict[str, float]:
+    """One size: a reconciler pass, the list GETs (medians stored), the full list."""
+    seconds, peak, report = reconcile_pass(server)
+    b.line("reconcile pass (opus maintenance)", f"{seconds:.1f} s, VmHWM {peak:.0f} MB")
+    b.line("  its report", report)
+    full: dict[str, float] = {}
+    with server:
+        for label, path in QUERIES.items():
+            latencies, refs = time_query(server.base_url, path)
+            medians[label][count] = b.median(latencies)
+            b.line(
+                f"{label}: median / p95 ({len(latencies)} GETs)",
+                f"{b.ms(b.median(latencies))} / {b.ms(b.percentile(latencies, 0.95))}"
+                f"  ({refs} jobrefs)",
+            )
+        if read_full:
+            full = full_list(server.base_url, server.pid)
+            full["jobs"] = count
+            b.line(
+                "full list: jobrefs / bytes",
+                f"{full['refs']:,} / {full['bytes'] / 2**20:.0f} MB"
+                + ("" if full["complete"] else " (stopped: time limit)"),
+            )
+            b.line(
+                "full list: duration (first byte)",
+                f"{full['seconds']:.1f} s ({b.ms(full['first_byte'])}), "
+                f"{full['refs'] / full['seconds']:,.0f} jobrefs/s",
+            )
+            b.line(
+                "server VmHWM before / after",
+                f"{full['hwm_before_mb']:.0f} MB / {full['hwm_after_mb']:.0f} MB  "
+                f"({b.verdict(full['hwm_after_mb'] < TARGET_PEAK_MB)}: < 300 MB)",
+            )
+            b.line(
+                "server VmRSS before / max seen",
+                f"{full['rss_before_mb']:.0f} MB / {full['rss_max_mb']:.0f} MB",
+            )
+    return full
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10^3, 10^4, 10^5 jobs")
     parser.add_argument("--sizes", help="comma-separated job counts (overrides --quick)")
     parser.add_argument("--no-full-list", action="store_true", help="skip the full list")
+    parser.add_argument("--database", choices=b.DATABASES, default="sqlite")
     args = parser.parse_args()
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
     else:
         sizes = [10**3, 10**4, 10**5] if args.quick else [10**3, 10**5, 10**6]
 
-    b.heading(f"bench_list: GET /rest/{JOBNAME} with {', '.join(f'{n:,}' for n in sizes)} jobs")
+    b.heading(
+        f"bench_list: GET /rest/{JOBNAME} with {', '.join(f'{n:,}' for n in sizes)} jobs "
+        f"({args.database})"
+    )
     medians: dict[str, dict[int, float]] = {q: {} for q in QUERIES}
     full: dict[str, float] = {}
-    for count in sizes:
-        with b.workdir(f"list{count}") as base:
-            var = base / "var"
-            seconds = fill_database(var, count)
-            check_database(var, count)
-            db_mb = (var / "opus.db").stat().st_size / 2**20
-            print(f"\n  -- {count:,} jobs --")
-            b.line("database fill", f"{seconds:.1f} s ({db_mb:.0f} MB)")
-            for label, plan in query_plans(var).items():
-                b.line(f"SQLite plan, {label}", plan)
-            server = b.OpusServer(var, base / "jdl", SERVER_ENV)
-            seconds, peak, report = reconcile_pass(server)
-            b.line("reconcile pass (opus maintenance)", f"{seconds:.1f} s, VmHWM {peak:.0f} MB")
-            b.line("  its report", report)
-            with server:
-                for label, path in QUERIES.items():
-                    latencies, refs = time_query(server.base_url, path)
-                    medians[label][count] = b.median(latencies)
-                    b.line(
-                        f"{label}: median / p95 ({len(latencies)} GETs)",
-                        f"{b.ms(b.median(latencies))} / {b.ms(b.percentile(latencies, 0.95))}"
-                        f"  ({refs} jobrefs)",
-                    )
-                if count == sizes[-1] and not args.no_full_list:
-                    full = full_list(server.base_url, server.pid)
-                    full["jobs"] = count
-                    b.line(
-                        "full list: jobrefs / bytes",
-                        f"{full['refs']:,} / {full['bytes'] / 2**20:.0f} MB"
-                        + ("" if full["complete"] else " (stopped: time limit)"),
-                    )
-                    b.line(
-                        "full list: duration (first byte)",
-                        f"{full['seconds']:.1f} s ({b.ms(full['first_byte'])}), "
-                        f"{full['refs'] / full['seconds']:,.0f} jobrefs/s",
-                    )
-                    b.line(
-                        "server VmHWM before / after",
-                        f"{full['hwm_before_mb']:.0f} MB / {full['hwm_after_mb']:.0f} MB  "
-                        f"({b.verdict(full['hwm_after_mb'] < TARGET_PEAK_MB)}: < 300 MB)",
-                    )
-                    b.line(
-                        "server VmRSS before / max seen",
-                        f"{full['rss_before_mb']:.0f} MB / {full['rss_max_mb']:.0f} MB",
-                    )
+    plan_name = "SQLite plan" if args.database == "sqlite" else "PostgreSQL plan"
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(b.postgres_cluster()) if args.database != "sqlite" else None
+        for count in sizes:
+            with b.workdir(f"list{count}") as base, size_database(cluster, base, count) as url:
+                var = base / "var"
+                seconds = fill_database(url, count)
+                check_database(url, count)
+                print(f"\n  -- {count:,} jobs --")
+                b.line("database fill", f"{seconds:.1f} s ({database_mb(url, var):.0f} MB)")
+                for label, plan in query_plans(url).items():
+                    b.line(f"{plan_name}, {label}", plan)
+                server = b.OpusServer(
+                    var, base / "jdl", SERVER_ENV, database_url=None if cluster is None else url
+                )
+                read_full = count == sizes[-1] and not args.no_full_list
+                full = measure(server, count, read_full, medians) or full
 
     small, large = sizes[0], sizes[-1]
     print()
@@ -374,7 +462,7 @@ def main() -> int:
         figures["full_list_jobs"] = int(full["refs"])
         figures["peak_mb"] = f"{full['hwm_after_mb']:.0f}"
         figures["peak_target"] = "met" if full["hwm_after_mb"] < TARGET_PEAK_MB else "missed"
-    b.result("bench_list", figures)
+    b.result("bench_list", {"database": args.database, **figures})
     return 0
 
 
