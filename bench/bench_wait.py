@@ -3,8 +3,10 @@
 The server runs with OPUS_SERVER_THREADS=256 (waiters are capped at SERVER_THREADS-8,
 see opus/server/notify.py). A separate client process opens 200 connections with
 asyncio and sends ``GET /rest/sleep/{job}?WAIT=60`` on each. Once the requests are sent,
-the 200 connections are seen ESTABLISHED on the server port (/proc/net/tcp) and one
-more second has passed, the parent times ~30 plain job-list GETs (``GET /rest/sleep``,
+every connection has been accepted by the server and its request read (/proc/net/tcp:
+the socket belongs to a server process, its receive queue is empty) and two more
+seconds have passed (the workers' CPU use over them is printed: what blocked requests
+cost while nothing changes), the parent times ~30 plain job-list GETs (``GET /rest/sleep``,
 100 jobs) while the 200 are blocked, then changes the job's phase and measures, for
 each client, the time from just before the change request was sent (and from its 303
 answer) to the end of that client's response. Clocks: CLOCK_MONOTONIC, shared by the
@@ -56,7 +58,7 @@ WAIT_SECONDS = 60
 LIST_JOBS = 100
 LIST_REPEATS = 30
 READY_TIMEOUT = 60.0
-SETTLE_SECONDS = 1.0
+SETTLE_SECONDS = 2.0
 ANSWER_TIMEOUT = WAIT_SECONDS + 30.0
 TARGET_P99 = 0.100
 PHASE_RE = re.compile(rb"<uws:phase>(\w+)</uws:phase>")
@@ -97,9 +99,10 @@ async def _waiters(port: int, path: str, count: int, pipe: Connection) -> None:
     tasks = [asyncio.create_task(_one_waiter(port, path, sent, counter)) for _ in range(count)]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(sent.wait(), READY_TIMEOUT)
-    pipe.send(("sent", counter[0]))
+    pipe.send(("sent", counter[0], time.process_time()))
     answers = await asyncio.gather(*tasks, return_exceptions=True)
-    pipe.send(("done", [a if isinstance(a, tuple) else (0.0, 0, repr(a), 0) for a in answers]))
+    answers = [a if isinstance(a, tuple) else (0.0, 0, repr(a), 0) for a in answers]
+    pipe.send(("done", answers, time.process_time()))
 
 
 def client_process(port: int, path: str, count: int, pipe: Connection) -> None:
@@ -115,6 +118,9 @@ class Clients:
         shares = [count // processes + (i < count % processes) for i in range(processes)]
         self.pipes: list[Connection] = []
         self.processes = []
+        # CPU seconds the client processes used from "sent" to "done" (reading answers).
+        self.cpu_sent: list[float] = []
+        self.cpu_done: list[float] = []
         for share in shares:
             parent_end, child_end = context.Pipe()
             process = context.Process(
@@ -127,24 +133,30 @@ class Clients:
         for process in self.processes:
             process.start()
 
-    def _collect(self, kind: str, timeout: float) -> list[Any]:
+    def _collect(self, kind: str, timeout: float, cpu: list[float]) -> list[Any]:
         deadline = time.monotonic() + timeout
         values = []
         for pipe in self.pipes:
             if not pipe.poll(max(0.0, deadline - time.monotonic())):
                 raise RuntimeError(f"a client process did not report {kind!r} in time")
-            got, value = pipe.recv()
+            got, value, cpu_seconds = pipe.recv()
             if got != kind:
                 raise RuntimeError(f"a client process reported {got!r}, not {kind!r}")
             values.append(value)
+            cpu.append(cpu_seconds)
         return values
 
     def sent(self) -> int:
         """How many requests were sent (once every process has sent its own)."""
-        return sum(self._collect("sent", READY_TIMEOUT))
+        return sum(self._collect("sent", READY_TIMEOUT, self.cpu_sent))
 
     def answers(self) -> list[Answer]:
-        return [a for share in self._collect("done", ANSWER_TIMEOUT + 10) for a in share]
+        shares = self._collect("done", ANSWER_TIMEOUT + 10, self.cpu_done)
+        return [a for share in shares for a in share]
+
+    def answer_cpu(self) -> float:
+        """CPU seconds the client processes spent from "sent" to "done"."""
+        return sum(self.cpu_done) - sum(self.cpu_sent)
 
     def stop(self) -> None:
         for process in self.processes:
@@ -187,7 +199,12 @@ def settle(base_url: str, job_path: str) -> None:
 
 
 def one_round(
-    server: b.OpusServer, clients: int, processes: int, change: str, repeats: int
+    server: b.OpusServer,
+    db: b.Database,
+    clients: int,
+    processes: int,
+    change: str,
+    repeats: int,
 ) -> dict[str, Any]:
     """Block ``clients`` WAITers on a new job, time list GETs, change the phase."""
     conn = b.connection(server.base_url)
@@ -199,13 +216,18 @@ def one_round(
     group.start()
     try:
         sent = group.sent()
+        # Ready: every connection accepted by a worker, which has read its request.
         deadline = time.monotonic() + READY_TIMEOUT
-        while (
-            len(b.tcp_sockets(server.port, b.TCP_ESTABLISHED)) < clients
-            and time.monotonic() < deadline
-        ):
+        while time.monotonic() < deadline:
+            split = b.connections_by_process(server.port, workers, idle_only=True)
+            if sum(len(ports) for ports in split.values()) >= clients:
+                break
             time.sleep(0.05)
+        ready = time.monotonic() - (deadline - READY_TIMEOUT)
+        # What the blocked requests cost while nothing changes (their periodic re-reads).
+        idle_before = sum(b.cpu_seconds(pid) for pid in workers)
         time.sleep(SETTLE_SECONDS)
+        idle_cpu = (sum(b.cpu_seconds(pid) for pid in workers) - idle_before) / SETTLE_SECONDS
         connected = len(b.tcp_sockets(server.port, b.TCP_ESTABLISHED))
         split = b.connections_by_process(server.port, workers)
         rss_waiting = b.rss_kb(workers)
@@ -213,6 +235,8 @@ def one_round(
 
         trigger = b.connection(server.base_url)
         trigger.connect()
+        cpu_before = sum(b.cpu_seconds(pid) for pid in workers)
+        db_cpu_before = {pid: b.cpu_seconds(pid) for pid in db.server_pids()}
         started = time.monotonic()
         status, _, body = b.request(trigger, "POST", f"{job_path}/phase", f"PHASE={change}")
         answered = time.monotonic()
@@ -220,6 +244,12 @@ def one_round(
         if status != 303:
             raise RuntimeError(f"PHASE={change} answered {status}: {body[:200]!r}")
         answers = group.answers()
+        server_cpu = sum(b.cpu_seconds(pid) for pid in workers) - cpu_before
+        db_cpu = sum(
+            cpu - db_cpu_before.get(pid, 0.0)
+            for pid, cpu in ((pid, b.cpu_seconds(pid)) for pid in db.server_pids())
+        )
+        wake_window = max((a[0] for a in answers), default=started) - started
     finally:
         group.stop()
     if change == "RUN":
@@ -232,12 +262,18 @@ def one_round(
             by_worker[worker_of[a[3]]].append(a[0] - started)
     return {
         "sent": sent,
+        "ready_seconds": ready,
+        "idle_cpu": idle_cpu,
         "connected": connected,
         "split": {pid: len(ports) for pid, ports in split.items()},
         "rss_before_kb": rss_before,
         "rss_waiting_kb": rss_waiting,
         "blocked_lists": blocked_lists,
         "change_seconds": answered - started,
+        "wake_window": wake_window,
+        "server_cpu": server_cpu,
+        "database_cpu": db_cpu,
+        "client_cpu": group.answer_cpu(),
         "from_request": [a[0] - started for a in woken],
         "from_answer": [a[0] - answered for a in woken],
         "by_worker": by_worker,
@@ -253,6 +289,11 @@ def report_round(
     """Print one round's figures; its RESULT figures."""
     print(f"\n  -- change: PHASE={change} --")
     b.line("requests sent / connections established", f"{r['sent']} / {r['connected']}")
+    b.line("all requests accepted and read after", f"{r['ready_seconds']:.1f} s")
+    b.line(
+        f"workers' CPU while all wait ({SETTLE_SECONDS:.0f} s, no change)",
+        f"{r['idle_cpu']:.2f} cores",
+    )
     split = r["split"]
     b.line(
         "waiting connections per worker",
@@ -278,6 +319,12 @@ def report_round(
         f"({b.median(blocked) / ref_median:.2f}x the no-waiter median)",
     )
     b.line(f"PHASE={change} request → 303", b.ms(r["change_seconds"]))
+    window = r["wake_window"]
+    b.line(
+        "CPU from the change to the last answer",
+        f"{window:.2f} s: workers {r['server_cpu']:.2f} s, clients {r['client_cpu']:.2f} s"
+        + (f", PostgreSQL {r['database_cpu']:.2f} s" if r["database_cpu"] else ""),
+    )
     p50 = b.percentile(r["from_request"], 0.50)
     p99 = b.percentile(r["from_request"], 0.99)
     answer_p99 = b.percentile(r["from_answer"], 0.99)
@@ -360,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         conn.close()
         reference = list_latencies(server.base_url, repeats)
         for change in ("RUN", "ABORT"):
-            rounds[change] = one_round(server, clients, processes, change, repeats)
+            rounds[change] = one_round(server, db, clients, processes, change, repeats)
 
     ref_median = b.median(reference)
     b.line(

@@ -354,7 +354,8 @@ class TcpSocket:
     local_port: int
     remote_port: int
     state: str
-    inode: int
+    inode: int  # 0 while the connection waits in the accept queue
+    rx_queue: int  # bytes received and not yet read by the process
 
 
 def tcp_sockets(port: int, state: str) -> list[TcpSocket]:
@@ -370,7 +371,8 @@ def tcp_sockets(port: int, state: str) -> list[TcpSocket]:
             local = int(fields[1].rsplit(":", 1)[1], 16)
             if local == port and fields[3] == state:
                 remote = int(fields[2].rsplit(":", 1)[1], 16)
-                found.append(TcpSocket(local, remote, state, int(fields[9])))
+                rx_queue = int(fields[4].split(":")[1], 16)
+                found.append(TcpSocket(local, remote, state, int(fields[9]), rx_queue))
     return found
 
 
@@ -391,9 +393,14 @@ def socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
-def connections_by_process(port: int, pids: Sequence[int]) -> dict[int, list[int]]:
-    """For each pid, the remote ports of its ESTABLISHED connections on ``port``."""
+def connections_by_process(
+    port: int, pids: Sequence[int], *, idle_only: bool = False
+) -> dict[int, list[int]]:
+    """For each pid, the remote ports of its ESTABLISHED connections on ``port`` (the
+    accepted ones; with ``idle_only``, only those whose request the process has read)."""
     sockets = tcp_sockets(port, TCP_ESTABLISHED)
+    if idle_only:
+        sockets = [s for s in sockets if s.rx_queue == 0]
     split: dict[int, list[int]] = {}
     for pid in pids:
         inodes = socket_inodes(pid)
