@@ -61,6 +61,12 @@ def site(tmp_path: Path, database_url: str) -> Site:
     return Site(tmp_path, database_url)
 
 
+def test_user_names_no_user_can_have_get_401(site: Site) -> None:
+    """A NUL (which PostgreSQL text cannot hold) or a name longer than any user's."""
+    for name in ["alice\x00", "\x00", "a" * 300]:
+        site.app.get("/rest/sleep", headers=basic(name, site.tokens["alice"]), status=401)
+
+
 def test_basic_and_bearer_identify_the_owner(site: Site) -> None:
     path = site.create("alice")
     assert site.app.get(f"{path}/owner", headers=site.auth("alice")).text == "alice"

@@ -411,8 +411,10 @@ def test_error_messages_with_control_characters_are_shown(
     assert "boom" in message and "\x1b" not in message and "\x07" not in message
 
 
-def test_huge_execution_durations_without_a_maximum_are_refused(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, EXECUTION_DURATION_MAX=0)
+def test_huge_execution_durations_without_a_maximum_are_refused(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = make_settings(tmp_path, DATABASE_URL=database_url, EXECUTION_DURATION_MAX=0)
     app = webtest.TestApp(create_app(settings))
     fields = {"EXECUTIONDURATION": "99999999999999999999"}  # more than SQL can store
     assert app.post("/rest/sleep", fields, expect_errors=True).status_code == 400

@@ -363,11 +363,22 @@ def test_malformed_patch_request(site: Site, body: dict[str, Any]) -> None:
 def test_conflicts_and_immutable_names(site: Site) -> None:
     refused = site.call("POST", USERS, {"userName": "alice"}, status=409)
     assert_error(refused, 409, "uniqueness")
-    for name in ["anonymous", "a b", "x" * 65, "../x"]:
+    for name in ["anonymous", "a b", "x" * 65, "../x", "a\x00b"]:
         assert_error(site.call("POST", USERS, {"userName": name}, status=400), 400, "invalidValue")
     renamed = site.call("PUT", f"{USERS}/alice", {"userName": "alicia"}, status=400)
     assert_error(renamed, 400, "mutability")
     assert {u.name for u in site.users.users.all()} == {"alice", "root"}
+
+
+def test_ids_no_user_can_have_are_unknown(site: Site) -> None:
+    """A NUL (which PostgreSQL text cannot hold) or a name longer than any user's."""
+    body = {"schemas": [CORE], "userName": "alice"}
+    patch = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    for user_id in ["alice%00", "x" * 300]:
+        for method, request in [("GET", None), ("PUT", body), ("PATCH", patch), ("DELETE", None)]:
+            refused = site.call(method, f"{USERS}/{user_id}", request, status=404)
+            assert_error(refused, 404)
+    assert site.users.users.get("alice").active
 
 
 def test_list_filter_and_paging(site: Site) -> None:

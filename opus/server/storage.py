@@ -186,6 +186,13 @@ def _job_from_row(row: Any) -> Job:
     return Job(**values)
 
 
+def _storable(key: str) -> bool:
+    """False for a key no row can have: PostgreSQL text cannot hold NUL (the driver
+    refuses the query), so a look-up by such a key (from a URL, a form, credentials)
+    finds nothing, on every database, instead of failing."""
+    return "\x00" not in key
+
+
 def make_engine(url: str) -> Engine:
     """The process's engine; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
@@ -273,6 +280,8 @@ class JobStore:
                 conn.execute(insert(ParameterRow), rows)
 
     def get_job(self, job_id: str) -> Job | None:
+        if not _storable(job_id):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(select(*_JOB_COLUMNS).where(JobRow.id == job_id)).first()
         return None if row is None else _job_from_row(row)
@@ -330,9 +339,13 @@ class JobStore:
 
     def delete_job(self, job_id: str) -> None:
         with self._writing() as conn:
+            # The job row first, as every writer of a job does: PostgreSQL locks rows,
+            # and a delete taking the results first deadlocked with a change_phase
+            # recording them. Its parameters and results go with it (ON DELETE CASCADE),
+            # and are deleted explicitly too, for a connection without foreign keys.
+            conn.execute(delete(JobRow).where(JobRow.id == job_id))
             conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
             conn.execute(delete(ParameterRow).where(ParameterRow.job_id == job_id))
-            conn.execute(delete(JobRow).where(JobRow.id == job_id))
             self._announce(conn, job_id)
 
     def list_jobs(
@@ -524,6 +537,8 @@ class UserStore:
             )
 
     def get(self, name: str) -> User | None:
+        if not _storable(name):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(select(*_USER_COLUMNS).where(UserRow.name == name)).first()
         return None if row is None else _user_from_row(row)
@@ -547,6 +562,8 @@ class UserStore:
         """Change columns of a user (roles as a sequence); True if the user exists."""
         if "roles" in fields:
             fields["roles"] = ",".join(fields["roles"])
+        if not _storable(name):
+            return False
         with self.engine.begin() as conn:
             return (
                 conn.execute(update(UserRow).where(UserRow.name == name).values(**fields)).rowcount
@@ -554,6 +571,8 @@ class UserStore:
             )
 
     def delete(self, name: str) -> bool:
+        if not _storable(name):
+            return False
         with self.engine.begin() as conn:
             return conn.execute(delete(UserRow).where(UserRow.name == name)).rowcount == 1
 

@@ -1,0 +1,160 @@
+"""JobStore and UserStore on SQLite and PostgreSQL: what the two databases could do
+differently (streamed lists, concurrent transactions, text PostgreSQL cannot hold)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, insert, text, update
+
+from opus.server.phases import Phase
+from opus.server.storage import (
+    Job,
+    JobRow,
+    JobStore,
+    Parameter,
+    Result,
+    ResultRow,
+    User,
+    UserStore,
+    make_engine,
+)
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[JobStore]:
+    store = JobStore(make_engine(database_url))
+    yield store
+    store.engine.dispose()
+
+
+def a_job(job_id: str, created: datetime = START, phase: Phase = Phase.PENDING) -> Job:
+    return Job(
+        id=job_id,
+        jobname="sleep",
+        run_id=None,
+        owner="anonymous",
+        phase=phase,
+        creation_time=created,
+        start_time=None,
+        end_time=None,
+        destruction_time=created + timedelta(days=1),
+        quote=None,
+        phase_time=created,
+        execution_duration=60,
+        error_type=None,
+        error_message=None,
+        external_id="1" if phase != Phase.PENDING else None,
+        token_hash="",
+    )
+
+
+def a_result(result_id: str) -> Result:
+    return Result(result_id, f"results/{result_id}", "text/plain", 1, "0" * 64)
+
+
+def insert_many(store: JobStore, count: int, phase: Phase = Phase.PENDING) -> list[str]:
+    """``count`` jobs created a second apart; their ids, oldest first."""
+    ids = [f"job{index:05d}" for index in range(count)]
+    rows = []
+    for index, job_id in enumerate(ids):
+        job = a_job(job_id, START + timedelta(seconds=index), phase)
+        row = {column.name: getattr(job, column.name) for column in JobRow.__table__.columns}
+        rows.append({**row, "phase": phase.value})
+    with store.engine.begin() as conn:
+        conn.execute(insert(JobRow), rows)
+    return ids
+
+
+def test_long_job_lists_stream_in_order(store: JobStore) -> None:
+    """More rows than one fetch (PostgreSQL streams through a server-side cursor)."""
+    ids = insert_many(store, 2345)
+    listed = [entry.job_id for entry in store.list_jobs("sleep")]
+    assert listed == ids
+    newest = [entry.job_id for entry in store.list_jobs("sleep", last=1500)]
+    assert newest == ids[::-1][:1500]
+    after = [e.job_id for e in store.list_jobs("sleep", after=START + timedelta(seconds=2000))]
+    assert after == ids[2001:]
+
+
+def test_a_list_read_while_jobs_change_sees_one_state(store: JobStore) -> None:
+    ids = insert_many(store, 1500)
+    entries = store.list_jobs("sleep")
+    first = [next(entries).job_id for _ in range(10)]
+    # Changes made by other requests while the list is being sent.
+    store.delete_job(ids[-1])
+    store.insert_job(a_job("newcomer", START + timedelta(days=3)), [])
+    rest = [entry.job_id for entry in entries]
+    assert first + rest in (ids, ids[:-1], [*ids[:-1], "newcomer"], [*ids, "newcomer"])
+
+
+def test_running_jobs_come_in_batches(store: JobStore) -> None:
+    ids = insert_many(store, 250, Phase.EXECUTING)
+    batches = list(store.running_jobs({Phase.EXECUTING}, batch=100))
+    assert [len(batch) for batch in batches] == [100, 100, 50]
+    assert sorted(job.id for batch in batches for job in batch) == ids
+
+
+def test_deleting_a_job_while_it_finishes_does_not_deadlock(store: JobStore) -> None:
+    """A job deleted (by its owner, or when its destruction time passed) while its end
+    is recorded: the two transactions take the job's rows in the same order."""
+    store.insert_job(a_job("j1"), [Parameter("duration", "1")])
+    store.change_phase("j1", {Phase.PENDING}, Phase.COMPLETED, results=[a_result("old")])
+    outcome: list[BaseException | None] = []
+
+    def delete_it() -> None:
+        try:
+            store.delete_job("j1")
+        except BaseException as exc:  # reported by the assertion below
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    # What change_phase does: the job row first, then the job's results.
+    with store.engine.connect() as finishing, finishing.begin():
+        finishing.execute(update(JobRow).where(JobRow.id == "j1").values(phase="ERROR"))
+        deleting = threading.Thread(target=delete_it)
+        deleting.start()
+        wait_until_blocked(store)
+        finishing.execute(delete(ResultRow).where(ResultRow.job_id == "j1"))
+        result = {"job_id": "j1", "result_id": "new", "path": "x", "content_type": "x"}
+        finishing.execute(insert(ResultRow), [{**result, "size": 1, "sha256": "0" * 64}])
+    deleting.join(60)
+    assert outcome == [None]
+    assert store.get_job("j1") is None
+    assert store.get_results("j1") == [] and store.get_parameters("j1") == []
+
+
+def wait_until_blocked(store: JobStore) -> None:
+    """Until another transaction waits for a lock (PostgreSQL), or a moment (SQLite)."""
+    if store.engine.dialect.name != "postgresql":
+        time.sleep(0.5)
+        return
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 30
+    with store.engine.connect() as conn:
+        while conn.execute(query).scalar_one() == 0:
+            assert time.monotonic() < deadline, "the delete never waited for the job"
+            time.sleep(0.05)
+            conn.rollback()  # a fresh snapshot of pg_stat_activity
+
+
+def test_keys_with_nul_match_nothing(store: JobStore) -> None:
+    """PostgreSQL text cannot hold NUL: such a key is no row's, and no error."""
+    store.insert_job(a_job("j1"), [])
+    assert store.get_job("j1\x00") is None
+    users = UserStore(store.engine)
+    users.add(User("alice", (), True, "hash", None, START))
+    assert users.get("alice\x00") is None
+    assert users.update("alice\x00", active=False) is False
+    assert users.delete("alice\x00") is False
+    assert users.get("alice") is not None and store.get_job("j1") is not None
