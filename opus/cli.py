@@ -297,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # The process id tells apart the workers of `opus serve --workers N`.
+        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     return int(args.func(args))
