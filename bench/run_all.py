@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["create", "list", "wait", "roundtrip"]
-TIMEOUT = {"create": 600, "list": 2400, "wait": 900, "roundtrip": 600}
+BENCHMARKS = ["create", "list", "wait", "roundtrip", "slurm"]
+TIMEOUT = {"create": 600, "list": 2400, "wait": 900, "roundtrip": 600, "slurm": 600}
 
 
 def run(name: str, quick: bool) -> tuple[str | None, float, str]:
