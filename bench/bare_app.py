@@ -1,16 +1,23 @@
-"""The reference of bench_create: a bare bottle handler behind the same HTTP server.
+"""The references of bench_create and bench_wait: bare bottle handlers, same HTTP server.
 
-``python bench/bare_app.py --port P --threads T [--workers N]`` serves POST
-/rest/<jobname> with a 303 to a made-up job URL, after reading the form body (any
-handler reads it), served by ``opus.server.httpserver.serve``, exactly as `opus serve`
-serves OPUS; with N > 1, by N processes sharing the port under the supervisor of `opus
-serve --workers N` (opus.server.workers.Supervisor). Nothing is stored.
+``python bench/bare_app.py --port P --threads T [--workers N]`` serves, with
+``opus.server.httpserver.serve`` exactly as `opus serve` serves OPUS (with N > 1, N
+processes sharing the port under the supervisor of `opus serve --workers N`,
+opus.server.workers.Supervisor):
+
+- POST /rest/<jobname>: a 303 to a made-up job URL, after reading the form body (any
+  handler reads it). Nothing is stored.
+- GET /wait: blocks until the process receives SIGUSR1, then answers a job-sized XML
+  document: what a thread-per-request server costs to answer many blocked requests at
+  once, with no application work (bench_wait's reference).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import signal
+import threading
 
 import bottle
 
@@ -19,6 +26,9 @@ from opus.server.workers import Supervisor
 
 app = bottle.Bottle()
 counter = itertools.count()
+released = threading.Event()
+# About the size of a job document woken by a phase change.
+WAIT_BODY = b'<?xml version="1.0" encoding="UTF-8"?>\n<uws:job>' + b"x" * 1600 + b"</uws:job>\n"
 
 
 @app.post("/rest/<jobname>")
@@ -33,12 +43,25 @@ def index():
     return "bare\n"
 
 
+@app.get("/wait")
+def wait():
+    released.wait(120)
+    bottle.response.content_type = "text/xml; charset=UTF-8"
+    return WAIT_BODY
+
+
+def release(_signum: int, _frame: object) -> None:
+    released.set()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    # Inherited by the workers: each releases its own waiters.
+    signal.signal(signal.SIGUSR1, release)
     if args.workers == 1:
         serve(app, "127.0.0.1", args.port, args.threads)
         return

@@ -13,8 +13,13 @@ answer) to the end of that client's response. Clocks: CLOCK_MONOTONIC, shared by
 processes of the machine.
 
 Two rounds: the change is ``PHASE=RUN`` (the job runs ``sleep 0``), then ``PHASE=ABORT``
-on another job. Target: p99 wake-up < 100 ms (``--target-ms``). The reference for the
-list GETs is the same GET with no waiter, measured first on the same server.
+on another job. Reference for the wake-up, measured in the same run: bench/bare_app.py
+(``GET /wait``, as many processes and threads, the same cheroot server) with the same
+clients blocked, all released at once by SIGUSR1 and answered a job-sized document:
+the cost of answering that many blocked requests with one thread each and no
+application work, the floor of this server design on this machine. Target: p99
+wake-up < 100 ms (``--target-ms``). The reference for the list GETs is the same GET
+with no waiter, measured first on the same server.
 
 Memory per waiting client: the summed VmRSS of the processes that serve (the workers,
 children of the supervisor) once every client waits, minus the same just before the
@@ -42,14 +47,20 @@ import asyncio
 import contextlib
 import math
 import multiprocessing
+import os
 import re
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import benchlib as b
+
+BARE_APP = Path(__file__).with_name("bare_app.py")
 
 JOBNAME = "sleep"
 SERVER_THREADS = 256
@@ -283,8 +294,53 @@ def one_round(
     }
 
 
+def reference_round(
+    clients: int, processes: int, workers: int, threads: int, log: Path
+) -> list[float]:
+    """The bare handler's wake-up latencies: ``clients`` blocked on GET /wait, released
+    by SIGUSR1 to every serving process, timed from just before the first signal."""
+    port = b.free_port()
+    command = [sys.executable, str(BARE_APP), "--port", str(port), "--threads", str(threads)]
+    command += ["--workers", str(workers)]
+    with open(log, "wb") as output:
+        bare = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        b.wait_for_port(port, bare, b.START_TIMEOUT)
+        deadline = time.monotonic() + b.START_TIMEOUT
+        while len(b.tcp_sockets(port, b.TCP_LISTEN)) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the bare handler's {workers} processes did not listen")
+            time.sleep(0.05)
+        pids = [bare.pid] if workers == 1 else b.children(bare.pid)
+        group = Clients(port, "/wait", clients, processes)
+        group.start()
+        try:
+            group.sent()
+            deadline = time.monotonic() + READY_TIMEOUT
+            while time.monotonic() < deadline:
+                split = b.connections_by_process(port, pids, idle_only=True)
+                if sum(len(ports) for ports in split.values()) >= clients:
+                    break
+                time.sleep(0.05)
+            time.sleep(SETTLE_SECONDS)
+            started = time.monotonic()
+            for pid in pids:
+                os.kill(pid, signal.SIGUSR1)
+            answers = group.answers()
+        finally:
+            group.stop()
+    finally:
+        b.stop_process(bare)
+    return [a[0] - started for a in answers if a[1] == 200 and a[0] >= started]
+
+
 def report_round(
-    change: str, r: dict[str, Any], clients: int, ref_median: float, target: float
+    change: str,
+    r: dict[str, Any],
+    clients: int,
+    ref_median: float,
+    target: float,
+    bare_p99: float,
 ) -> dict[str, object]:
     """Print one round's figures; its RESULT figures."""
     print(f"\n  -- change: PHASE={change} --")
@@ -337,6 +393,7 @@ def report_round(
         "wake-up from the 303: p50 / p99",
         f"{b.ms(b.percentile(r['from_answer'], 0.5))} / {b.ms(answer_p99)}",
     )
+    b.line("p99 / the bare handler's p99", f"{p99 / bare_p99:.2f}x")
     if len(r["by_worker"]) > 1:
         for pid, values in r["by_worker"].items():
             b.line(
@@ -355,6 +412,7 @@ def report_round(
         f"{key}_kb_per_client": f"{per_client:.1f}",
         f"{key}_rss_mb": f"{r['rss_waiting_kb'] / 1024:.0f}",
         f"{key}_list_ratio": f"{b.median(blocked) / ref_median:.2f}",
+        f"{key}_bare_ratio": f"{p99 / bare_p99:.2f}",
         f"{key}_target": "met" if met else "missed",
     }
 
@@ -408,15 +466,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         reference = list_latencies(server.base_url, repeats)
         for change in ("RUN", "ABORT"):
             rounds[change] = one_round(server, db, clients, processes, change, repeats)
+        bare = reference_round(clients, processes, args.workers, threads, base / "bare.log")
 
     ref_median = b.median(reference)
     b.line(
         f"job list GET, no waiter: median / p95 ({repeats})",
         f"{b.ms(ref_median)} / {b.ms(b.percentile(reference, 0.95))}",
     )
-    figures: dict[str, object] = {}
+    bare_p99 = b.percentile(bare, 0.99)
+    b.line(
+        "bare handler, same clients: woken p50 / p99",
+        f"{len(bare)} / {b.ms(b.percentile(bare, 0.5))} / {b.ms(bare_p99)}  "
+        "(released by SIGUSR1, no application work)",
+    )
+    figures: dict[str, object] = {"bare_p99_ms": f"{bare_p99 * 1000:.1f}"}
     for change, r in rounds.items():
-        figures.update(report_round(change, r, clients, ref_median, target))
+        figures.update(report_round(change, r, clients, ref_median, target, bare_p99))
     b.result(
         "bench_wait",
         {
