@@ -1,10 +1,12 @@
 """The HTTP server of `opus serve`: cheroot, a production multi-threaded WSGI server.
 
 Cheroot gives each active request a worker thread that writes its answer to the socket
-itself; idle keep-alive connections wait in a selector and hold no thread. That suits
-UWS WAIT: hundreds of blocked requests are answered within milliseconds of the phase
-change (bench/bench_wait.py), while the request cap of PhaseNotifier keeps threads free
-for everything else. The benchmarks' reference handler is served by this same function.
+itself; idle keep-alive connections wait in a selector and hold no thread. A UWS WAIT
+that has to wait is parked instead of holding its thread (ParkingGateway, parking.py):
+cheroot keeps its connection as an idle one, and the process's Parker writes the
+answer when the job changes, so thousands of blocked requests cost no thread and are
+answered within milliseconds of the change (bench/bench_wait.py). The benchmarks'
+reference handler is served by this same function.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import threading
 from typing import Any
 
 from cheroot import wsgi
+
+from opus.server.parking import PARK_KEY, ParkTicket
 
 # Room for multipart boundaries and form fields around the largest upload.
 BODY_OVERHEAD = 1024 * 1024
@@ -66,6 +70,62 @@ class ChunkedBodies:
         return size
 
 
+class ParkingGateway(wsgi.Gateway_10):
+    """The WSGI gateway of `opus serve`: it can park a request (parking.py).
+
+    A plain HTTP/1.1 GET without a body gets a ParkTicket in its environ. If the
+    application parks the request (a WAIT that has to wait), the gateway writes
+    nothing and keeps the connection open, and cheroot puts it back in its selector as
+    an idle keep-alive connection: the thread is free, and the Parker writes the answer
+    on the connection later. Any other request is served as cheroot's own gateway does.
+    """
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        req = self.req
+        if (
+            req.method == b"GET"
+            and req.response_protocol == "HTTP/1.1"
+            and not req.conn.ssl_env
+            and not req.chunked_read
+            and int(req.inheaders.get(b"Content-Length", 0) or 0) == 0
+        ):
+            environ[PARK_KEY] = ParkTicket(req.conn, keep_alive=not req.close_connection)
+        return environ
+
+    def respond(self) -> None:
+        ticket = self.env.get(PARK_KEY)
+        response = self.req.server.wsgi_app(self.env, self.start_response)
+        waiter = ticket.waiter if ticket is not None else None
+        if waiter is not None and self.req.status[:3] == b"200" and not self.req.sent_headers:
+            if hasattr(response, "close"):
+                response.close()
+            # Nothing is sent for this request now (``ready`` False: cheroot sends no
+            # headers either).
+            self.req.ready = False
+            if ticket.keep_alive:
+                # Back in cheroot's selector as an idle connection, for the next request.
+                self.req.close_connection = False
+            else:
+                # Cheroot forgets the connection without ending it (``linger``: it
+                # neither shuts the socket down nor closes it); the Parker owns it.
+                self.req.conn.linger = True
+                self.req.close_connection = True
+            waiter.parker.adopt(ticket)
+            return
+        if waiter is not None:
+            waiter.parker.abandon(ticket)
+        try:
+            for chunk in filter(None, response):
+                if not isinstance(chunk, bytes):
+                    raise ValueError("WSGI Applications must yield bytes")
+                self.write(chunk)
+        finally:
+            self.req.ensure_headers_sent()
+            if hasattr(response, "close"):
+                response.close()
+
+
 def make_server(
     app: Any,
     host: str,
@@ -92,6 +152,7 @@ def make_server(
     if limit is not None:
         # Bodies larger than this are refused with 413 before the application reads them.
         server.max_request_body_size = limit
+    server.gateway = ParkingGateway
     return server
 
 
@@ -105,12 +166,27 @@ def serve(
 ) -> None:
     """Serve until SIGINT or SIGTERM, then stop gracefully."""
     server = make_server(app, host, port, threads, max_body, reuse_port)
+    ended = threading.Event()
+
+    def stop_all() -> None:
+        # Parked WAIT requests get their answer (the job as it is) before the end.
+        parker = getattr(app, "config", {}).get("opus.parker")
+        if parker is not None:
+            parker.stop()
+        # cheroot ignores a stop before it is ready: a signal that came during the
+        # start-up stops the server once it serves (or is dropped if it never does).
+        while not server.ready and not ended.wait(0.05):
+            pass
+        server.stop()
 
     def stop(_signum: int, _frame: object) -> None:
         # Stopping closes the listening socket and joins the workers: done from another
         # thread, so that the serving loop in this one sees it and returns.
-        threading.Thread(target=server.stop, name="opus-stop").start()
+        threading.Thread(target=stop_all, name="opus-stop").start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server.safe_start()
+    try:
+        server.safe_start()
+    finally:
+        ended.set()

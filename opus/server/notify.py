@@ -60,13 +60,19 @@ class Waiter:
         self._event.set()
 
 
+class Wakeable(Protocol):
+    """What a change wakes: a blocked request's Waiter, or a parked request."""
+
+    def set(self, wake: Wake) -> None: ...
+
+
 class PhaseNotifier:
     """Per-job sets of waiters, woken when the job changes."""
 
     def __init__(self, max_waiters: int) -> None:
         self.max_waiters = max_waiters
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[Waiter]] = {}
+        self._waiters: dict[str, set[Wakeable]] = {}
         self._count = 0
 
     @property
@@ -99,6 +105,21 @@ class PhaseNotifier:
                         if not waiters:
                             del self._waiters[job_id]
                     self._count -= 1
+
+    def add(self, job_id: str, waiter: Wakeable) -> None:
+        """Subscribe a waiter that holds no thread (a parked request: parking.py); it
+        does not count against the cap, and its ``set(wake)`` must not block."""
+        with self._lock:
+            self._waiters.setdefault(job_id, set()).add(waiter)
+
+    def discard(self, job_id: str, waiter: Wakeable) -> None:
+        """Unsubscribe a waiter added with ``add`` (nothing if it was woken already)."""
+        with self._lock:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    del self._waiters[job_id]
 
     def notify(self, job_id: str) -> None:
         """Wake every request waiting on this job."""

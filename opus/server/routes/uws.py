@@ -9,10 +9,12 @@ import bottle
 from opus.server import auth
 from opus.server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from opus.server.inputs import Upload
+from opus.server.parking import PARK_KEY, Parker
 from opus.server.phases import parse_phase
 from opus.server.routes.common import (
     JOB_ID_PATTERN,
     JOBNAME_PATTERN,
+    XML_CONTENT_TYPE,
     control_value,
     form_values,
     see_other,
@@ -91,6 +93,12 @@ def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) 
             for name, upload in request.files.allitems()
         ]
         return params, control, uploads
+
+    def render_job(job: Job) -> bytes:
+        return job_document(job_view(job))
+
+    parker = Parker(service, render_job, XML_CONTENT_TYPE)
+    app.config["opus.parker"] = parker
 
     def job_view(job: Job) -> JobView:
         prefix = f"{settings.BASE_URL}/store/{job.id}"
@@ -181,7 +189,15 @@ def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) 
                 except ValueError as exc:
                     raise BadRequest(f"PHASE: {exc}") from None
             timeout = settings.WAIT_MAX if wait == -1 else min(wait, settings.WAIT_MAX)
-            if timeout > 0:
+            ticket = request.environ.get(PARK_KEY)
+            if timeout > 0 and ticket is not None:
+                # Served by `opus serve`: the request waits without holding a thread.
+                unparked = parker.park(ticket, jobname, job_id, timeout, phase)
+                if unparked is None:
+                    # Parked: the HTTP server sends nothing now, the Parker answers.
+                    return bottle.HTTPResponse(status=200, body=b"")
+                job = unparked
+            elif timeout > 0:
                 job, wake = service.wait(jobname, job_id, timeout, phase)
                 if wake is not None:
                     woken = job
