@@ -266,8 +266,8 @@ class Parker:
         """Process queued events; True once told to stop."""
         for kind, waiter, wake in items:
             if kind == "stop":
-                for parked in list(self._parked):
-                    self._answer_current(parked)
+                for (jobname, job_id), waiters in self._by_job().items():
+                    self._answer(waiters, self._reader(jobname, job_id))
                 return True
             if waiter is None or waiter.done:
                 continue
@@ -298,21 +298,29 @@ class Parker:
         from expiring in the HTTP server, and answer those whose job changed unnoticed."""
         for waiter in _gone(self._parked):
             self._finish(waiter)
-        by_job: dict[tuple[str, str], list[ParkedWaiter]] = {}
-        for waiter in list(self._parked):
+        for waiter in self._parked:
             if waiter.connection is not None:
                 waiter.connection.last_used = time.time()
-            by_job.setdefault((waiter.jobname, waiter.job_id), []).append(waiter)
-        for (jobname, job_id), waiters in by_job.items():
+        for (jobname, job_id), waiters in self._by_job().items():
             try:
                 job = self.service.get_job(jobname, job_id)
             except OpusError as exc:
                 for waiter in waiters:
                     self._send_error(waiter, exc)
                 continue
-            for waiter in waiters:
-                if self.wait_is_over(job, waiter.phase):
-                    self._send_job(waiter, job)
+            over = [waiter for waiter in waiters if self.wait_is_over(job, waiter.phase)]
+            if over:
+                self._answer(over, lambda job=job: self.render(job))
+
+    def _by_job(self) -> dict[tuple[str, str], list[ParkedWaiter]]:
+        by_job: dict[tuple[str, str], list[ParkedWaiter]] = {}
+        for waiter in self._parked:
+            by_job.setdefault((waiter.jobname, waiter.job_id), []).append(waiter)
+        return by_job
+
+    def _reader(self, jobname: str, job_id: str) -> Callable[[], bytes]:
+        """The job's document as it is now."""
+        return lambda: self.render(self.service.get_job(jobname, job_id))
 
     def _answer_woken(self, waiter: ParkedWaiter, wake: Any) -> None:
         """Answer with the job as the change left it, read and rendered once per change."""
@@ -321,29 +329,27 @@ class Parker:
             job = wake.once("job", lambda: self.service.get_job(waiter.jobname, waiter.job_id))
             return wake.once("document", lambda: self.render(job))
 
-        self._answer(waiter, document)
+        self._answer([waiter], document)
 
     def _answer_current(self, waiter: ParkedWaiter) -> None:
-        """Answer with the job as it is now (deadline, server stopping)."""
-        self._answer(
-            waiter, lambda: self.render(self.service.get_job(waiter.jobname, waiter.job_id))
-        )
+        """Answer with the job as it is now (its deadline has come)."""
+        self._answer([waiter], self._reader(waiter.jobname, waiter.job_id))
 
-    def _answer(self, waiter: ParkedWaiter, document: Callable[[], bytes]) -> None:
-        """Answer with ``document()``, or with the error reading the job gave."""
+    def _answer(self, waiters: list[ParkedWaiter], document: Callable[[], bytes]) -> None:
+        """Answer each with ``document()`` (computed once), or with the error it raised."""
         try:
             body = document()
         except OpusError as exc:
-            self._send_error(waiter, exc)
+            for waiter in waiters:
+                self._send_error(waiter, exc)
             return
         except Exception:
-            log.exception("WAIT on job %s: reading the job failed", waiter.job_id)
-            self._send(waiter, "500 Internal Server Error", TEXT_CONTENT_TYPE, INTERNAL_ERROR)
+            log.exception("WAIT on job %s: reading the job failed", waiters[0].job_id)
+            for waiter in waiters:
+                self._send(waiter, "500 Internal Server Error", TEXT_CONTENT_TYPE, INTERNAL_ERROR)
             return
-        self._send(waiter, "200 OK", self.content_type, body)
-
-    def _send_job(self, waiter: ParkedWaiter, job: Job) -> None:
-        self._send(waiter, "200 OK", self.content_type, self.render(job))
+        for waiter in waiters:
+            self._send(waiter, "200 OK", self.content_type, body)
 
     def _send_error(self, waiter: ParkedWaiter, exc: OpusError) -> None:
         status = f"{exc.status} {HTTPStatus(exc.status).phrase}"
