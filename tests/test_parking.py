@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,6 +153,23 @@ def test_a_parked_wait_times_out_with_the_job_as_it_is(server: LiveServer, clien
         status, _, body = read_answer(sock)
     assert 1.9 < time.monotonic() - started < 10
     assert status == 200 and parse_job(body).phase == "PENDING"
+
+
+def test_a_change_no_notification_reports_is_seen_within_seconds(
+    server: LiveServer, client: Client
+) -> None:
+    # Another process (`opus maintenance` on SQLite) changes the job without waking
+    # this server: the parked request still sees it at its next look (every 5 s).
+    job_id = client.create("sleep", {"duration": "1"})
+    with send(server.port, f"{job_path(client, job_id)}?WAIT=60") as sock:
+        time.sleep(0.5)
+        database = server.database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(database) as connection:
+            connection.execute("UPDATE jobs SET phase = 'ABORTED' WHERE id = ?", (job_id,))
+        changed = time.monotonic()
+        status, _, body = read_answer(sock)
+    assert time.monotonic() - changed < 5 + 3
+    assert status == 200 and parse_job(body).phase == "ABORTED"
 
 
 def test_a_wait_on_a_deleted_job_answers_404(server: LiveServer, client: Client) -> None:
