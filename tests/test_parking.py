@@ -134,6 +134,26 @@ def test_keep_alive_connection_serves_the_next_request(server: LiveServer, clien
         assert (status, body) == (200, b"ABORTED")
 
 
+def test_parked_connections_leave_keep_alive_to_the_others(
+    server: LiveServer, client: Client
+) -> None:
+    job_id = client.create("sleep", {"duration": "1"})
+    path = job_path(client, job_id)
+    waiters = [send(server.port, f"{path}?WAIT=60") for _ in range(20)]
+    try:
+        time.sleep(1)
+        # 20 open connections: an ordinary request is still answered keep-alive.
+        with send(server.port, f"{path}/phase") as sock:
+            status, headers, body = read_answer(sock)
+            assert (status, body) == (200, b"PENDING")
+            assert headers.get("connection") != "close"
+            send_on(sock, server.port, f"{path}/phase")
+            assert read_answer(sock)[2] == b"PENDING"
+    finally:
+        for sock in waiters:
+            sock.close()
+
+
 def test_connection_close_is_honoured(server: LiveServer, client: Client) -> None:
     job_id = client.create("sleep", {"duration": "1"})
     path = job_path(client, job_id)

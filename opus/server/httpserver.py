@@ -18,7 +18,7 @@ from typing import Any
 
 from cheroot import wsgi
 
-from opus.server.parking import PARK_KEY, ParkTicket
+from opus.server.parking import MAX_PARKED, PARK_KEY, ParkTicket
 
 # Room for multipart boundaries and form fields around the largest upload.
 BODY_OVERHEAD = 1024 * 1024
@@ -153,6 +153,10 @@ def make_server(
         # Bodies larger than this are refused with 413 before the application reads them.
         server.max_request_body_size = limit
     server.gateway = ParkingGateway
+    # Cheroot stops keeping connections alive past 10 open ones (its default): idle and
+    # parked connections hold no thread, only a descriptor, so allow as many as WAIT
+    # may park.
+    server.keep_alive_conn_limit = MAX_PARKED
     return server
 
 
