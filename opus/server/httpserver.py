@@ -75,9 +75,10 @@ class ParkingGateway(wsgi.Gateway_10):
 
     A plain HTTP/1.1 GET without a body gets a ParkTicket in its environ. If the
     application parks the request (a WAIT that has to wait), the gateway writes
-    nothing and keeps the connection open, and cheroot puts it back in its selector as
-    an idle keep-alive connection: the thread is free, and the Parker writes the answer
-    on the connection later. Any other request is served as cheroot's own gateway does.
+    nothing and keeps the connection open: cheroot puts a keep-alive one back in its
+    selector as an idle connection, and lets go of a ``Connection: close`` one without
+    closing it. The thread is free, and the Parker writes the answer on the connection
+    later. Any other request is served as cheroot's own gateway does.
     """
 
     def get_environ(self) -> dict[str, Any]:

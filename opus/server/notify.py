@@ -4,9 +4,10 @@ The JobService calls ``notify(job_id)`` after every phase change it makes; waite
 sleep on a per-request event, so a change wakes them at once (no polling loop). All the
 waiters one change wakes share a ``Wake``: the first of them reads the job and renders
 its document, the others reuse it, so waking 200 clients costs one database read, not
-200. The number of simultaneous waiters is capped below the server's thread count, so
+200. Requests that wait in their thread are capped below the server's thread count, so
 blocked WAIT requests can never take every thread: past the cap, WAIT returns at once,
-which UWS allows.
+which UWS allows. Parked requests (parking.py) hold no thread and are subscribed with
+``add``, outside that cap.
 
 A server of several processes (PostgreSQL) also hears the changes made by the others:
 ``FeedListener`` turns the job ids of a ``PhaseFeed`` (LISTEN/NOTIFY) into ``notify``
