@@ -42,7 +42,6 @@ TARGET_RATE = 300.0
 TARGET_RATIO = 0.25
 MAX_REQUESTS_PER_CLIENT = 1_000_000
 ROUNDS = 2
-BARE_APP = Path(__file__).with_name("bare_app.py")
 
 WRK_SCRIPT = """\
 wrk.method = "POST"
@@ -267,18 +266,6 @@ def main() -> int:
     )
     with b.workdir("create") as base, b.database(args.database, "create") as db:
         load = Load(args.python_client, base)
-        port = b.free_port()
-        bare_url = f"http://127.0.0.1:{port}"
-        bare_log = open(base / "bare.log", "wb")  # noqa: SIM115 - closed below
-        bare = subprocess.Popen(
-            [
-                *(b.PYTHON, str(BARE_APP), "--port", str(port)),
-                *("--threads", str(threads), "--workers", str(args.workers)),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=bare_log,
-            stderr=subprocess.STDOUT,
-        )
         try:
             b.line("load generator", load.name)
             b.line("database", args.database + (" (tests/pg_cluster.py)" if db.url else ""))
@@ -288,25 +275,25 @@ def main() -> int:
                 f"{ROUNDS} x {seconds / ROUNDS:.1f} s on each server, alternating, "
                 f"after {warmup:.0f} s of warm-up",
             )
-            b.wait_for_port(port, bare, b.START_TIMEOUT)
-            with b.OpusServer(
-                base / "var", base / "jdl", workers=args.workers, database_url=db.url
-            ) as server:
+            with (
+                b.bare_server(threads, args.workers, base / "bare.log") as bare,
+                b.OpusServer(
+                    base / "var", base / "jdl", workers=args.workers, database_url=db.url
+                ) as server,
+            ):
                 bare_pids = [bare.pid, *b.children(bare.pid)]
                 opus_pids = [server.pid, *b.children(server.pid)]
                 if len(bare_pids) < args.workers or len(opus_pids) < args.workers:
                     raise RuntimeError(f"processes missing: bare {bare_pids}, OPUS {opus_pids}")
-                load.run(bare_url, warmup, bare_pids, db)
+                load.run(bare.url, warmup, bare_pids, db)
                 load.run(server.base_url, warmup, opus_pids, db)
                 ref_parts, res_parts = [], []
                 # Alternating, so that both servers see the same load of the machine.
                 for _ in range(ROUNDS):
-                    ref_parts.append(load.run(bare_url, seconds / ROUNDS, bare_pids, db))
+                    ref_parts.append(load.run(bare.url, seconds / ROUNDS, bare_pids, db))
                     res_parts.append(load.run(server.base_url, seconds / ROUNDS, opus_pids, db))
                 jobs_dirs = sum(1 for _ in (base / "var" / "jobs").iterdir())
         finally:
-            b.stop_process(bare)
-            bare_log.close()
             load.close()
     ref, res = combine(ref_parts), combine(res_parts)
 

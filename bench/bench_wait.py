@@ -50,7 +50,6 @@ import multiprocessing
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -59,8 +58,6 @@ from pathlib import Path
 from typing import Any
 
 import benchlib as b
-
-BARE_APP = Path(__file__).with_name("bare_app.py")
 
 JOBNAME = "sleep"
 SERVER_THREADS = 256
@@ -299,26 +296,15 @@ def reference_round(
 ) -> list[float]:
     """The bare handler's wake-up latencies: ``clients`` blocked on GET /wait, released
     by SIGUSR1 to every serving process, timed from just before the first signal."""
-    port = b.free_port()
-    command = [sys.executable, str(BARE_APP), "--port", str(port), "--threads", str(threads)]
-    command += ["--workers", str(workers)]
-    with open(log, "wb") as output:
-        bare = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        b.wait_for_port(port, bare, b.START_TIMEOUT)
-        deadline = time.monotonic() + b.START_TIMEOUT
-        while len(b.tcp_sockets(port, b.TCP_LISTEN)) < workers:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the bare handler's {workers} processes did not listen")
-            time.sleep(0.05)
-        pids = [bare.pid] if workers == 1 else b.children(bare.pid)
-        group = Clients(port, "/wait", clients, processes)
+    with b.bare_server(threads, workers, log) as bare:
+        pids = bare.serving_pids()
+        group = Clients(bare.port, "/wait", clients, processes)
         group.start()
         try:
             group.sent()
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline:
-                split = b.connections_by_process(port, pids, idle_only=True)
+                split = b.connections_by_process(bare.port, pids, idle_only=True)
                 if sum(len(ports) for ports in split.values()) >= clients:
                     break
                 time.sleep(0.05)
@@ -329,8 +315,6 @@ def reference_round(
             answers = group.answers()
         finally:
             group.stop()
-    finally:
-        b.stop_process(bare)
     return [a[0] - started for a in answers if a[1] == 200 and a[0] >= started]
 
 

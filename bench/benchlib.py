@@ -211,6 +211,52 @@ class OpusServer:
             print(f"--- server log ({self.log_path.name}) ---\n{tail}", file=sys.stderr)
 
 
+BARE_APP = Path(__file__).with_name("bare_app.py")
+
+
+@dataclass
+class BareServer:
+    """bench/bare_app.py serving on ``port``: the references of bench_create and
+    bench_wait. ``pid`` is the supervisor's with several workers."""
+
+    port: int
+    pid: int
+    workers: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def serving_pids(self) -> list[int]:
+        """The processes that serve: the workers, or the server itself with one."""
+        return [self.pid] if self.workers == 1 else children(self.pid)
+
+
+@contextmanager
+def bare_server(threads: int, workers: int, log: Path) -> Iterator[BareServer]:
+    """Start bare_app.py on a free port with as many threads and processes as OPUS;
+    return once every process listens; stop it at the end."""
+    port = free_port()
+    command = [PYTHON, str(BARE_APP), "--port", str(port), "--threads", str(threads)]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [*command, "--workers", str(workers)],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, START_TIMEOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while len(tcp_sockets(port, TCP_LISTEN)) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the bare handler's {workers} processes did not listen")
+            time.sleep(0.05)
+        yield BareServer(port, process.pid, workers)
+    finally:
+        stop_process(process)
+
+
 @contextmanager
 def postgres_cluster() -> Iterator[Any]:
     """A throwaway PostgreSQL server (tests/pg_cluster.py), stopped and removed at the end.
