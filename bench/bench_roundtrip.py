@@ -16,7 +16,6 @@ timed in the same run. Overhead = median round trip - median bash (target < 150 
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -29,8 +28,6 @@ REPEATS = 20
 WAIT_SECONDS = 30
 MAX_WAITS = 20
 TARGET_OVERHEAD = 0.150
-PHASE_RE = re.compile(rb"<uws:phase>(\w+)</uws:phase>")
-TERMINAL = {"COMPLETED", "ERROR", "ABORTED"}
 
 
 def bash_true(repeats: int) -> list[float]:
@@ -52,10 +49,10 @@ def round_trip(base_url: str) -> dict[str, float | str]:
         phase = "?"
         for _ in range(MAX_WAITS):
             status, _, body = b.request(conn, "GET", f"{job_path}?WAIT={WAIT_SECONDS}")
-            match = PHASE_RE.search(body)
+            match = b.PHASE_RE.search(body)
             phase = match.group(1).decode() if match and status == 200 else f"HTTP {status}"
             seen.setdefault(phase, time.monotonic() - started)
-            if phase in TERMINAL or status != 200:
+            if phase in b.FINAL_PHASES or status != 200:
                 break
         seen["final"] = phase
         seen["total"] = time.monotonic() - started

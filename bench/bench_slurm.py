@@ -62,7 +62,6 @@ JOB_TIMEOUT = 60.0
 DRAIN_TIMEOUT = 30.0
 TARGET_ADDED = 0.200
 RECONCILE_INTERVAL = "5"  # the default of the setting, written out
-TERMINAL = {"COMPLETED", "ERROR", "ABORTED"}
 # SLURM states after which a job never runs again (squeue %T).
 SLURM_FINAL = {
     "COMPLETED",
@@ -95,7 +94,6 @@ def uws_field(name: str) -> re.Pattern[bytes]:
     return re.compile(rb"<uws:%s>([^<]*)</uws:%s>" % (name.encode(), name.encode()))
 
 
-PHASE_RE = uws_field("phase")
 MESSAGE_RE = uws_field("message")
 TIME_RES = {name: uws_field(name) for name in ("creationTime", "startTime", "endTime")}
 
@@ -105,23 +103,9 @@ TIME_RES = {name: uws_field(name) for name in ("creationTime", "startTime", "end
 
 @contextmanager
 def slurm_cluster() -> Iterator[Any]:
-    """The tests' single-node cluster (tests/slurm_cluster.py), outside pytest.
-
-    The same steps as its ``slurm_cluster`` fixture: munged, then slurmctld and slurmd
-    (retried on a port taken meanwhile); at the end, the jobs left are cancelled and
-    given time to go before the daemons are stopped, and the directory is removed.
-    """
-    from tests.slurm_cluster import (
-        SLURM_PROGRAMS,
-        SOCKET_PATH_MAX,
-        START_ATTEMPTS,
-        SYSTEM_PATH,
-        Daemons,
-        SlurmCluster,
-        StartError,
-        start_munge,
-        start_slurm,
-    )
+    """The tests' single-node cluster (tests/slurm_cluster.py), outside pytest: the jobs
+    left at the end get DRAIN_TIMEOUT seconds to go, and the directory is removed."""
+    from tests.slurm_cluster import SLURM_PROGRAMS, SYSTEM_PATH, running_cluster
 
     missing = [p for p in SLURM_PROGRAMS if shutil.which(p, path=SYSTEM_PATH) is None]
     if missing:
@@ -129,45 +113,11 @@ def slurm_cluster() -> Iterator[Any]:
     if os.geteuid() != 0:
         raise RuntimeError("the SLURM cluster of the tests must be started as root")
     root = Path(tempfile.mkdtemp(prefix="opus-slurmcluster-"))
-    daemons = Daemons()
     try:
-        if len(str(root / "munge" / "munge.socket")) > SOCKET_PATH_MAX:
-            raise RuntimeError(f"temporary directory {root} is too long for a socket path")
-        (root / "plugstack.conf").write_text("")
-        env = dict(os.environ, PATH=SYSTEM_PATH)
-        munge_socket, munge_log = start_munge(root, daemons, env)
-        conf = root / "slurm.conf"
-        env["SLURM_CONF"] = str(conf)
-        logs = [munge_log, root / "slurmctld.log", root / "slurmd.log", root / "daemons.log"]
-        cluster = SlurmCluster(root, conf, env, munge_socket, logs)
-        for attempt in range(1, START_ATTEMPTS + 1):
-            try:
-                start_slurm(cluster, daemons)
-                break
-            except StartError:
-                if attempt == START_ATTEMPTS:
-                    raise
-        try:
+        with running_cluster(root, DRAIN_TIMEOUT) as cluster:
             yield cluster
-        finally:
-            drain(cluster)
     finally:
-        daemons.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def drain(cluster: Any) -> None:
-    """Cancel the jobs left and wait (bounded) until none runs: their slurmstepd
-    processes would outlive slurmd otherwise."""
-    cluster.run("scancel", "--user=root", check=False)
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    while time.monotonic() < deadline:
-        done = cluster.run(
-            "squeue", "--noheader", "--states=RUNNING,COMPLETING,CONFIGURING", check=False
-        )
-        if done.returncode != 0 or not done.stdout.strip():
-            return
-        time.sleep(0.2)
 
 
 def conf_value(cluster: Any, key: str) -> str:
@@ -315,13 +265,13 @@ def opus_trip(base_url: str, cluster: Any) -> dict[str, Any]:
             if wait < 1:
                 break
             status, _, body = b.request(conn, "GET", f"{job_path}?WAIT={wait}&PHASE={phase}")
-            match = PHASE_RE.search(body)
+            match = b.PHASE_RE.search(body)
             if status != 200 or not match:
                 phase = f"HTTP {status}"
                 break
             phase = match.group(1).decode()
             seen.setdefault(phase, time.monotonic() - started)
-            if phase in TERMINAL:
+            if phase in b.FINAL_PHASES:
                 break
         seen["total"] = time.monotonic() - started
     finally:

@@ -48,7 +48,6 @@ import contextlib
 import math
 import multiprocessing
 import os
-import re
 import signal
 import sys
 import time
@@ -69,7 +68,6 @@ READY_TIMEOUT = 60.0
 SETTLE_SECONDS = 2.0
 ANSWER_TIMEOUT = WAIT_SECONDS + 30.0
 TARGET_P99 = 0.100
-PHASE_RE = re.compile(rb"<uws:phase>(\w+)</uws:phase>")
 
 # One client's answer: (monotonic end of the answer, HTTP status, phase, local port).
 Answer = tuple[float, int, str, int]
@@ -97,7 +95,7 @@ async def _one_waiter(port: int, path: str, sent: asyncio.Event, counter: list[i
     finally:
         writer.close()
     status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
-    match = PHASE_RE.search(data)
+    match = b.PHASE_RE.search(data)
     return done, status, match.group(1).decode() if match else "?", local_port
 
 
@@ -198,7 +196,7 @@ def settle(base_url: str, job_path: str) -> None:
     try:
         for _ in range(10):
             _, _, body = b.request(conn, "GET", f"{job_path}?WAIT=3")
-            match = PHASE_RE.search(body)
+            match = b.PHASE_RE.search(body)
             if match and match.group(1) in (b"COMPLETED", b"ERROR", b"ABORTED"):
                 return
         b.request(conn, "POST", f"{job_path}/phase", "PHASE=ABORT")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,6 +41,10 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 
 # A job type that does nothing: the smallest possible job, for round trips.
+# The phase in a UWS document, and the phases a job never leaves.
+PHASE_RE = re.compile(rb"<uws:phase>(\w+)</uws:phase>")
+FINAL_PHASES = {"COMPLETED", "ERROR", "ABORTED"}
+
 NOOP_JDL = """\
 # Benchmark job type: runs `true`, takes no parameters, produces nothing.
 name: noop

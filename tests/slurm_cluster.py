@@ -20,6 +20,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,16 +263,16 @@ def start_slurm(cluster: SlurmCluster, daemons: Daemons) -> None:
         raise
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    """A single-node SLURM cluster (munged, slurmctld, slurmd) for the session."""
-    for program in SLURM_PROGRAMS:
-        which(program)
-    if os.geteuid() != 0:
-        pytest.fail("the SLURM test cluster must be started as root", pytrace=False)
-    root = tmp_path_factory.mktemp("slurm")
+@contextmanager
+def running_cluster(root: Path, drain_timeout: float = START_TIMEOUT) -> Iterator[SlurmCluster]:
+    """A single-node SLURM cluster (munged, slurmctld, slurmd) in ``root``, as root.
+
+    slurmctld and slurmd are retried on fresh ports when a free port was taken
+    meanwhile; StartError if a daemon does not start. At the end, the jobs left are
+    cancelled and given ``drain_timeout`` seconds to go before the daemons stop.
+    """
     if len(str(root / "munge" / "munge.socket")) > SOCKET_PATH_MAX:
-        pytest.fail(f"temporary directory {root} is too long for a socket path", pytrace=False)
+        raise StartError(f"temporary directory {root} is too long for a socket path")
     (root / "plugstack.conf").write_text("")
     env = dict(os.environ, PATH=SYSTEM_PATH)
     daemons = Daemons()
@@ -279,7 +280,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
         try:
             munge_socket, munge_log = start_munge(root, daemons, env)
         except StartError as exc:
-            pytest.fail(f"SLURM test cluster: munged: {exc}", pytrace=False)
+            raise StartError(f"munged: {exc}") from None
         conf = root / "slurm.conf"
         env["SLURM_CONF"] = str(conf)
         logs = [munge_log, root / "slurmctld.log", root / "slurmd.log", root / "daemons.log"]
@@ -288,24 +289,43 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
             try:
                 start_slurm(cluster, daemons)
                 break
-            except StartError as exc:
+            except StartError:
                 if attempt == START_ATTEMPTS:
-                    pytest.fail(f"SLURM test cluster: {exc}", pytrace=False)
-        yield cluster
-        # Jobs left by the tests end before their slurmd does (their slurmstepd
-        # processes would outlive it).
-        cluster.run("scancel", "--user=root", check=False)
-
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            done = cluster.run(
-                "squeue", "--noheader", "--states=RUNNING,COMPLETING,CONFIGURING", check=False
-            )
-            if done.returncode != 0 or not done.stdout.strip():
-                break
-            time.sleep(0.2)
+                    raise
+        try:
+            yield cluster
+        finally:
+            drain(cluster, drain_timeout)
     finally:
         daemons.stop()
+
+
+def drain(cluster: SlurmCluster, timeout: float) -> None:
+    """Cancel the jobs left and wait (bounded) until none runs: their slurmstepd
+    processes would outlive slurmd otherwise."""
+    cluster.run("scancel", "--user=root", check=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = cluster.run(
+            "squeue", "--noheader", "--states=RUNNING,COMPLETING,CONFIGURING", check=False
+        )
+        if done.returncode != 0 or not done.stdout.strip():
+            return
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """A single-node SLURM cluster (munged, slurmctld, slurmd) for the session."""
+    for program in SLURM_PROGRAMS:
+        which(program)
+    if os.geteuid() != 0:
+        pytest.fail("the SLURM test cluster must be started as root", pytrace=False)
+    try:
+        with running_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
+            yield cluster
+    except StartError as exc:  # raised while starting, before any test ran
+        pytest.fail(f"SLURM test cluster: {exc}", pytrace=False)
 
 
 # -- a loopback sshd ----------------------------------------------------------------------
