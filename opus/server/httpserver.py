@@ -96,8 +96,11 @@ class ParkingGateway(wsgi.Gateway_10):
 
     def respond(self) -> None:
         ticket = self.env.get(PARK_KEY)
+        if ticket is None:
+            super().respond()
+            return
         response = self.req.server.wsgi_app(self.env, self.start_response)
-        waiter = ticket.waiter if ticket is not None else None
+        waiter = ticket.waiter
         if waiter is not None and self.req.status[:3] == b"200" and not self.req.sent_headers:
             if hasattr(response, "close"):
                 response.close()
@@ -116,6 +119,7 @@ class ParkingGateway(wsgi.Gateway_10):
             return
         if waiter is not None:
             waiter.parker.abandon(ticket)
+        # Not parked: cheroot's own Gateway.respond, after the application was called.
         try:
             for chunk in filter(None, response):
                 if not isinstance(chunk, bytes):

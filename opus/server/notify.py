@@ -100,11 +100,7 @@ class PhaseNotifier:
         finally:
             if waiter is not None:
                 with self._lock:
-                    waiters = self._waiters.get(job_id)
-                    if waiters is not None and waiter in waiters:
-                        waiters.discard(waiter)
-                        if not waiters:
-                            del self._waiters[job_id]
+                    self._remove(job_id, waiter)
                     self._count -= 1
 
     def add(self, job_id: str, waiter: Wakeable) -> None:
@@ -116,11 +112,15 @@ class PhaseNotifier:
     def discard(self, job_id: str, waiter: Wakeable) -> None:
         """Unsubscribe a waiter added with ``add`` (nothing if it was woken already)."""
         with self._lock:
-            waiters = self._waiters.get(job_id)
-            if waiters is not None:
-                waiters.discard(waiter)
-                if not waiters:
-                    del self._waiters[job_id]
+            self._remove(job_id, waiter)
+
+    def _remove(self, job_id: str, waiter: Wakeable) -> None:
+        """Unsubscribe ``waiter`` if it still is (the lock is held)."""
+        waiters = self._waiters.get(job_id)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._waiters[job_id]
 
     def notify(self, job_id: str) -> None:
         """Wake every request waiting on this job."""
