@@ -70,8 +70,20 @@ def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(status_line.split()[1]), headers, body
 
 
-def job_path(client: Client, job_id: str) -> str:
+def job_path(job_id: str) -> str:
     return f"/rest/sleep/{job_id}"
+
+
+def aborted_while_parked(
+    server: LiveServer, client: Client, headers: tuple[str, ...] = ()
+) -> tuple[socket.socket, str, tuple[int, dict[str, str], bytes]]:
+    """Park a WAIT on a new job, abort the job: the connection, the job's path and the
+    parked request's answer."""
+    path = job_path(client.create("sleep", {"duration": "1"}))
+    sock = send(server.port, f"{path}?WAIT=60", headers)
+    time.sleep(0.5)
+    client.post(f"{path}/phase", data={"PHASE": "ABORT"})
+    return sock, path, read_answer(sock)
 
 
 def proc_count(pid: int, what: str) -> int:
@@ -90,7 +102,7 @@ def server_pid(server: LiveServer) -> int:
 
 def test_many_waiters_hold_no_thread_and_all_wake(server: LiveServer, client: Client) -> None:
     job_id = client.create("sleep", {"duration": "1"})
-    path = f"{job_path(client, job_id)}?WAIT=60"
+    path = f"{job_path(job_id)}?WAIT=60"
     waiters = [send(server.port, path) for _ in range(100)]
     try:
         # Every request is read and parked: the server still answers at once, with
@@ -106,7 +118,7 @@ def test_many_waiters_hold_no_thread_and_all_wake(server: LiveServer, client: Cl
             sock.setblocking(True)
             sock.settimeout(30)
         changed = time.monotonic()
-        assert client.post(f"{job_path(client, job_id)}/phase", data={"PHASE": "ABORT"}).ok
+        assert client.post(f"{job_path(job_id)}/phase", data={"PHASE": "ABORT"}).ok
         for sock in waiters:
             status, headers, body = read_answer(sock)
             assert status == 200
@@ -119,14 +131,13 @@ def test_many_waiters_hold_no_thread_and_all_wake(server: LiveServer, client: Cl
             sock.close()
 
 
-def test_keep_alive_connection_serves_the_next_request(server: LiveServer, client: Client) -> None:
-    job_id = client.create("sleep", {"duration": "1"})
-    path = job_path(client, job_id)
-    with send(server.port, f"{path}?WAIT=60") as sock:
-        time.sleep(0.5)
-        client.post(f"{path}/phase", data={"PHASE": "ABORT"})
-        status, headers, body = read_answer(sock)
+def test_keep_alive_connection_serves_the_next_request(
+    server: LiveServer, client: Client, validate
+) -> None:
+    sock, path, (status, headers, body) = aborted_while_parked(server, client)
+    with sock:
         assert status == 200 and "connection" not in headers
+        validate(body)  # the UWS 1.1 schema
         assert parse_job(body).phase == "ABORTED"
         # The same connection, a second request: read by the server as usual.
         send_on(sock, server.port, f"{path}/phase")
@@ -138,7 +149,7 @@ def test_parked_connections_leave_keep_alive_to_the_others(
     server: LiveServer, client: Client
 ) -> None:
     job_id = client.create("sleep", {"duration": "1"})
-    path = job_path(client, job_id)
+    path = job_path(job_id)
     waiters = [send(server.port, f"{path}?WAIT=60") for _ in range(20)]
     try:
         time.sleep(1)
@@ -155,24 +166,23 @@ def test_parked_connections_leave_keep_alive_to_the_others(
 
 
 def test_connection_close_is_honoured(server: LiveServer, client: Client) -> None:
-    job_id = client.create("sleep", {"duration": "1"})
-    path = job_path(client, job_id)
-    with send(server.port, f"{path}?WAIT=60", ("Connection: close",)) as sock:
-        time.sleep(0.5)
-        client.post(f"{path}/phase", data={"PHASE": "ABORT"})
-        status, headers, body = read_answer(sock)
+    sock, _, (status, headers, body) = aborted_while_parked(server, client, ("Connection: close",))
+    with sock:
         assert status == 200 and headers["connection"] == "close"
         assert parse_job(body).phase == "ABORTED"
         assert sock.recv(1) == b""  # and the server ends the connection
 
 
-def test_a_parked_wait_times_out_with_the_job_as_it_is(server: LiveServer, client: Client) -> None:
+def test_a_parked_wait_times_out_with_the_job_as_it_is(
+    server: LiveServer, client: Client, validate
+) -> None:
     job_id = client.create("sleep", {"duration": "1"})
     started = time.monotonic()
-    with send(server.port, f"{job_path(client, job_id)}?WAIT=2") as sock:
+    with send(server.port, f"{job_path(job_id)}?WAIT=2") as sock:
         status, _, body = read_answer(sock)
     assert 1.9 < time.monotonic() - started < 10
     assert status == 200 and parse_job(body).phase == "PENDING"
+    validate(body)
 
 
 def test_a_change_no_notification_reports_is_seen_within_seconds(
@@ -181,7 +191,7 @@ def test_a_change_no_notification_reports_is_seen_within_seconds(
     # Another process (`opus maintenance` on SQLite) changes the job without waking
     # this server: the parked request still sees it at its next look (every 5 s).
     job_id = client.create("sleep", {"duration": "1"})
-    with send(server.port, f"{job_path(client, job_id)}?WAIT=60") as sock:
+    with send(server.port, f"{job_path(job_id)}?WAIT=60") as sock:
         time.sleep(0.5)
         database = server.database_url.removeprefix("sqlite:///")
         with sqlite3.connect(database) as connection:
@@ -194,7 +204,7 @@ def test_a_change_no_notification_reports_is_seen_within_seconds(
 
 def test_a_wait_on_a_deleted_job_answers_404(server: LiveServer, client: Client) -> None:
     job_id = client.create("sleep", {"duration": "1"})
-    path = job_path(client, job_id)
+    path = job_path(job_id)
     with send(server.port, f"{path}?WAIT=60") as sock:
         time.sleep(0.5)
         assert client.delete(path).status_code in (200, 303)
@@ -205,7 +215,7 @@ def test_a_wait_on_a_deleted_job_answers_404(server: LiveServer, client: Client)
 
 def test_clients_that_leave_are_forgotten(server: LiveServer, client: Client) -> None:
     job_id = client.create("sleep", {"duration": "1"})
-    path = f"{job_path(client, job_id)}?WAIT=60"
+    path = f"{job_path(job_id)}?WAIT=60"
     pid = server_pid(server)
     before = proc_count(pid, "fds")
     keep_alive = [send(server.port, path) for _ in range(20)]
@@ -217,14 +227,14 @@ def test_clients_that_leave_are_forgotten(server: LiveServer, client: Client) ->
     # kept (a little room for the database pool opening a connection meanwhile).
     eventually(lambda: proc_count(pid, "fds") <= before + 6, timeout=20)
     # The job's change then finds nobody to answer, and the server is fine.
-    assert client.post(f"{job_path(client, job_id)}/phase", data={"PHASE": "ABORT"}).ok
+    assert client.post(f"{job_path(job_id)}/phase", data={"PHASE": "ABORT"}).ok
     assert client.get("/rest/sleep").status_code == 200
 
 
 def test_http_1_0_waits_in_a_thread(server: LiveServer, client: Client) -> None:
     job_id = client.create("sleep", {"duration": "1"})
     started = time.monotonic()
-    with send(server.port, f"{job_path(client, job_id)}?WAIT=1", version="HTTP/1.0") as sock:
+    with send(server.port, f"{job_path(job_id)}?WAIT=1", version="HTTP/1.0") as sock:
         status, _, body = read_answer(sock)
     assert time.monotonic() - started > 0.9
     assert status == 200 and parse_job(body).phase == "PENDING"
@@ -235,7 +245,7 @@ def test_a_stopping_server_answers_its_parked_requests(tmp_path: Path) -> None:
         client = Client(live)
         job_id = client.create("sleep", {"duration": "1"})
         waiters = [
-            send(live.port, f"{job_path(client, job_id)}?WAIT=600", headers)
+            send(live.port, f"{job_path(job_id)}?WAIT=600", headers)
             for headers in ((), ("Connection: close",))
         ]
         time.sleep(1)
