@@ -18,7 +18,7 @@ from typing import Any
 
 from cheroot import wsgi
 
-from opus.server.parking import MAX_PARKED, PARK_KEY, ParkTicket
+from opus.server.parking import MAX_PARKED, PARK_KEY, ParkTicket, raise_descriptor_limit
 
 # Room for multipart boundaries and form fields around the largest upload.
 BODY_OVERHEAD = 1024 * 1024
@@ -174,6 +174,7 @@ def serve(
     reuse_port: bool = False,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then stop gracefully."""
+    raise_descriptor_limit()
     server = make_server(app, host, port, threads, max_body, reuse_port)
     ended = threading.Event()
 

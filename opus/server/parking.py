@@ -64,15 +64,14 @@ FD_HEADROOM = 512
 INTERNAL_ERROR = b"internal server error\n"
 
 
-def raise_descriptor_limit() -> int:
-    """Raise this process's soft limit on open files to its hard limit; the soft limit."""
+def raise_descriptor_limit() -> None:
+    """Raise this process's soft limit on open files to its hard limit (every open
+    connection, idle or parked, holds a descriptor)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
+    if soft != hard and soft != resource.RLIM_INFINITY:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-    return soft
 
 
 class ParkTicket:
@@ -126,7 +125,7 @@ class Parker:
         self.render = render
         self.content_type = content_type
         self.queue: queue.SimpleQueue[tuple[str, ParkedWaiter | None, Any]] = queue.SimpleQueue()
-        self.capacity = min(MAX_PARKED, max(0, (raise_descriptor_limit() - FD_HEADROOM) // 2))
+        self._capacity: int | None = None
         self._lock = threading.Lock()
         self._count = 0  # parked or being parked
         self._parked: set[ParkedWaiter] = set()
@@ -134,6 +133,17 @@ class Parker:
         self._sequence = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopping = False
+
+    @property
+    def capacity(self) -> int:
+        """Parked requests at most: MAX_PARKED, within the process's descriptor limit
+        (read at the first park, once `opus serve` has raised it)."""
+        if self._capacity is None:
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            if soft == resource.RLIM_INFINITY:
+                soft = 2 * MAX_PARKED + FD_HEADROOM
+            self._capacity = min(MAX_PARKED, max(0, (soft - FD_HEADROOM) // 2))
+        return self._capacity
 
     @property
     def parked(self) -> int:
