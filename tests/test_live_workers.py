@@ -224,10 +224,17 @@ def test_maintenance_waits_for_the_server_reconciler_on_sqlite(tmp_path: Path) -
 
 def test_jobs_survive_every_worker_killed(tmp_path: Path, postgresql_url: str) -> None:
     live = LiveServer(tmp_path, DATABASE_URL=postgresql_url, WORKERS="2")
+    # A job that fails only once the server is down: a callback in flight at the very
+    # moment of the kill gets its connection reset and is lost (the reconciler would
+    # find the job's end; it is off here, to show what callbacks alone deliver).
+    (tmp_path / "jdl" / "late_fail.yml").write_text(
+        "name: late_fail\nannotation: Fails after two seconds.\nexecution_duration: 60\n"
+    )
+    (tmp_path / "jdl" / "late_fail.sh").write_text("sleep 2\necho failed late >&2\nexit 1\n")
     live.start()
     client = Client(live)
     completing = client.create("sleep", {"duration": "3"}, run=True)
-    failing = client.create("fail", run=True)
+    failing = client.create("late_fail", run=True)
     client.wait_for("sleep", completing, {"EXECUTING"}, timeout=30)
     kill_everything(live)
     with pytest.raises(requests.ConnectionError):
@@ -246,7 +253,7 @@ def test_jobs_survive_every_worker_killed(tmp_path: Path, postgresql_url: str) -
         result = client.get(doc.results["output"]["href"])
         assert result.status_code == 200
         assert f"job {completing} slept for 3" in result.text
-        failed = client.wait_for("fail", failing, timeout=90)
+        failed = client.wait_for("late_fail", failing, timeout=90)
         assert failed.phase == "ERROR", failed.body
         assert failed.error_message
     finally:
