@@ -42,6 +42,9 @@ install-test: $(VENV)/.installed-test
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# The data directory is made absolute, so that the server and any later command agree on
+# it; the server runs in the foreground until Ctrl-C.
+run: export OPUS_VAR_PATH ?= $(CURDIR)/var
 run: install
 	$(BIN)/opus init
 	$(BIN)/opus serve --host $(HOST) --port $(PORT)
@@ -49,10 +52,12 @@ run: install
 test: install-test
 	$(BIN)/ruff check opus tests bench wsgi.py
 	$(BIN)/ruff format --check opus tests bench wsgi.py
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 lint: install-test
 	$(BIN)/ruff check opus tests bench wsgi.py
+	$(BIN)/mypy
 
 format: install-test
 	$(BIN)/ruff format opus tests bench wsgi.py

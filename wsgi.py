@@ -1,10 +1,14 @@
-"""WSGI entry point for any WSGI server: ``application = create_app(load_settings())``.
+"""WSGI entry point for any WSGI server: ``application``, OPUS with its settings.
 
-The background reconciler runs in this process; with several server processes use
-``opus maintenance`` from cron instead, or keep it in one of them.
+The background threads (the reconciler; on PostgreSQL the change-feed listener) run in
+this process; with several server processes use ``opus maintenance`` from cron instead,
+or keep them in one of them. WAIT requests hold a thread each here (parking needs
+`opus serve`).
 """
 
-from opus.server.app import create_app
+from opus.server.app import create_application
 from opus.settings import load_settings
 
-application = create_app(load_settings(), start_reconciler=True)
+_opus = create_application(load_settings())
+_opus.background.start()
+application = _opus.wsgi

@@ -219,7 +219,7 @@ def query_plans(url: str) -> dict[str, str]:
     """The database's plan for the SQL that JobStore.list_jobs runs for each query."""
     from sqlalchemy import event
 
-    from opus.server.phases import Phase
+    from opus.core.phases import Phase
     from opus.server.storage import JobStore, make_engine
 
     engine = make_engine(url)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from opus import __version__
-from opus.server.auth import ADMIN_ROLE, UserError, UserManager
+from opus.commandline import opus_command
+from opus.core.access import ADMIN_ROLE
+from opus.server.auth import UserError, UserManager
 from opus.settings import SettingsError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from opus.server.app import create_app
+    from opus.server.app import create_application
     from opus.server.httpserver import serve
 
     settings = load_settings()
@@ -31,6 +36,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     _require_migrated_database()
+    problem = _listen_problem(host, port, args)
+    if problem is not None:
+        print(f"opus: {problem}", file=sys.stderr)
+        return 1
     logging.getLogger("opus").info(
         "OPUS %s serving on http://%s:%s with %d worker%s (data in %s)",
         __version__,
@@ -40,55 +49,128 @@ def _serve(args: argparse.Namespace) -> int:
         "s" if workers > 1 else "",
         settings.VAR_PATH,
     )
+
+    def serve_here(reuse_port: bool) -> None:
+        application = create_application(settings)
+        application.background.start()
+        serve(
+            application.wsgi,
+            host,
+            port,
+            settings.SERVER_THREADS,
+            settings.MAX_UPLOAD_SIZE,
+            reuse_port=reuse_port,
+            on_stop=application.background.stop,
+        )
+
     if workers == 1:
-        app = create_app(settings, start_reconciler=True)
-        serve(app, host, port, settings.SERVER_THREADS, settings.MAX_UPLOAD_SIZE)
+        serve_here(reuse_port=False)
         return 0
 
     from opus.server.workers import Supervisor
 
     def work(_index: int) -> None:
-        app = create_app(settings, start_reconciler=True)
-        serve(app, host, port, settings.SERVER_THREADS, settings.MAX_UPLOAD_SIZE, True)
+        serve_here(reuse_port=True)
 
     return Supervisor(workers, work).run()
 
 
+def _listen_problem(host: str, port: int, args: argparse.Namespace) -> str | None:
+    """Why `opus serve` could not listen on ``host``:``port`` (None: it can), with what
+    to do: said before anything starts, rather than a traceback from the server."""
+    reason = _bind_error(host, port)
+    if reason is None:
+        return None
+    if reason.errno != errno.EADDRINUSE:
+        return f"cannot listen on {host} port {port}: {reason.strerror or reason}"
+    other = next((p for p in range(port + 1, port + 21) if _bind_error(host, p) is None), port + 1)
+    command = f"{opus_command()} serve"
+    if args.host:
+        command += f" --host {args.host}"
+    command += f" --port {other}"
+    if args.workers:
+        command += f" --workers {args.workers}"
+    if "MAKELEVEL" in os.environ:  # started by `make run`
+        host_variable = "" if host == "127.0.0.1" else f" HOST={host}"
+        command = f"make run PORT={other}{host_variable}, or {command}"
+    return (
+        f"port {port} on {host} is already in use: stop what uses it, "
+        f"or start on another port ({command})"
+    )
+
+
+def _bind_error(host: str, port: int) -> OSError | None:
+    """The error binding ``host``:``port`` gives (None: the port is free); the socket is
+    closed at once.
+
+    Bound as the server binds, with SO_REUSEADDR (connections of a server just stopped,
+    in TIME_WAIT, do not count) but without SO_REUSEPORT: the workers of
+    `opus serve --workers N` share their port with it, and the check would then succeed
+    on the port of another OPUS (or of this one's own workers) already listening.
+    """
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        return OSError(errno.EADDRNOTAVAIL, f"unknown host ({exc.strerror})")
+    error: OSError | None = None
+    for family, kind, proto, _name, address in addresses:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as exc:
+            # The server tries each address too, and listens on the first that binds.
+            error = error or exc
+            continue
+        return None
+    return error
+
+
 def _init(args: argparse.Namespace) -> int:
-    from opus.server.app import build_service
-    from opus.server.storage import UserStore
+    from opus.server.app import open_database
+    from opus.server.jdl import JDLRegistry
 
     settings = load_settings()
     revision = _upgrade_database(settings.DATABASE_URL)
-    service = build_service(settings)
+    database = open_database(settings)
+    registry = JDLRegistry(settings.jdl_path)
     print(f"data directory: {settings.VAR_PATH}")
-    print(f"job definitions: {settings.jdl_path} ({', '.join(service.registry.names())})")
+    print(f"job definitions: {settings.jdl_path} ({', '.join(registry.names())})")
     print(f"database: {_display_url(settings.DATABASE_URL)} (schema revision {revision})")
-    users = UserManager(UserStore(service.store.engine))
-    if users.users.count() == 0:
+    users = UserManager(database.users)
+    if users.count() == 0:
         # First start: an admin to log in with (the token is shown this once).
         _user_record, token = users.add(args.admin, [ADMIN_ROLE])
         print()
         print(f"created the admin user {args.admin!r}; its API token (shown once):")
         print(f"    {token}")
-        print("use it as HTTP Basic credentials or a Bearer token, for example:")
+        command = opus_command()
+        print(
+            "use it as HTTP Basic credentials or a Bearer token, for example, "
+            f"with the server running (`{command} serve`):"
+        )
         print(f"    curl -u {args.admin}:{token} {settings.BASE_URL}/rest")
-        print(f"a new token: opus user token {args.admin}; more users: opus user add NAME")
+        print(
+            f"a new token: {command} user token {args.admin}; more users: {command} user add NAME"
+        )
     return 0
 
 
 def _maintenance(args: argparse.Namespace) -> int:
     from opus.server.app import build_service
+    from opus.server.service import reconcile
 
     _require_migrated_database()
     service = build_service(load_settings())
     # The same lock as the servers' reconcilers: one pass at a time, server or cron.
-    lock = service.store.reconciler_lock()
+    lock = service.coordination.reconciler_lock()
     if not lock.acquire():
         print("another OPUS process is reconciling (it holds the lock): nothing done")
         return 0
     try:
-        report = service.reconcile()
+        report = reconcile(service)
     finally:
         lock.release()
     print(
@@ -115,10 +197,9 @@ def _jdl_validate(args: argparse.Namespace) -> int:
 
 
 def _users() -> UserManager:
-    from opus.server.app import open_store
-    from opus.server.storage import UserStore
+    from opus.server.app import open_database
 
-    return UserManager(UserStore(open_store(load_settings()).engine))
+    return UserManager(open_database(load_settings()).users)
 
 
 def _user(args: argparse.Namespace) -> int:
@@ -135,7 +216,7 @@ def _user(args: argparse.Namespace) -> int:
             print("API token (shown once; use HTTP Basic name:token or Bearer token):")
             print(token)
         elif args.user_command == "list":
-            for user in manager.users.all():
+            for user in manager.all():
                 state = "active" if user.active else "disabled"
                 print(f"{user.name}\t{state}\t{','.join(user.roles)}")
         elif args.user_command == "token":
@@ -217,7 +298,9 @@ def _db(args: argparse.Namespace) -> int:
         engine.dispose()
     head = schema.head_revision()
     if args.db_command == "current":
-        state = "head" if before == head else f"not at head {head}: run `opus db upgrade`"
+        state = (
+            "head" if before == head else f"not at head {head}: run `{opus_command()} db upgrade`"
+        )
         print(f"{before or 'none'} ({state})")
         return 0
     revision = _upgrade_database(url)

@@ -6,14 +6,17 @@ Order of precedence (last wins):
    names are read);
 3. environment variables ``OPUS_<KEY>`` (converted to the type of the default).
 
-Paths left empty are derived from ``VAR_PATH`` so that one setting moves all the data.
+Paths left empty are derived from ``VAR_PATH`` so that one setting moves all the data. A
+relative path in the settings file is taken from the file's directory, so that every
+command finds the same data wherever it is run from; a relative path from the
+environment or the default is taken from the working directory.
 """
 
 from __future__ import annotations
 
 import os
 import runpy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,6 +33,7 @@ class Settings:
     """Every setting of an OPUS server; see settings.py.example for what each one does."""
 
     BASE_URL: str = "http://127.0.0.1:8080"
+    SIGNAL_BASE_URL: str = ""
     VAR_PATH: Path = Path("var")
     JDL_PATH: Path | None = None
     JOBS_PATH: Path | None = None
@@ -60,7 +64,6 @@ class Settings:
     URL_FETCH_TIMEOUT: float = 30.0
     SEED_EXAMPLE_JDL: bool = True
     LOG_LEVEL: str = "INFO"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         var = Path(self.VAR_PATH).expanduser().resolve()
@@ -72,6 +75,11 @@ class Settings:
         if not self.DATABASE_URL:
             object.__setattr__(self, "DATABASE_URL", f"sqlite:///{var / 'opus.db'}")
         object.__setattr__(self, "BASE_URL", self.BASE_URL.rstrip("/"))
+        # Job scripts call back on SIGNAL_BASE_URL: compute nodes often reach the server
+        # by an internal address, not the public one of BASE_URL.
+        object.__setattr__(
+            self, "SIGNAL_BASE_URL", (self.SIGNAL_BASE_URL or self.BASE_URL).rstrip("/")
+        )
         if self.WAIT_MAX < 0 or self.SERVER_THREADS < 4:
             raise SettingsError("WAIT_MAX must be >= 0 and SERVER_THREADS >= 4")
         if self.WORKERS < 1:
@@ -88,7 +96,9 @@ class Settings:
         return cast(Path, self.JOBS_PATH)  # always set by __post_init__
 
 
-SETTING_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
+SETTING_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Settings)}
+# The settings that are paths: relative ones in a settings file are taken from its directory.
+PATH_SETTINGS = frozenset(key for key, kind in SETTING_TYPES.items() if "Path" in str(kind))
 
 
 def convert(key: str, raw: Any) -> Any:
@@ -109,7 +119,7 @@ def convert(key: str, raw: Any) -> Any:
             return int(text)
         if kind == "float":
             return float(text)
-        if "Path" in str(kind):
+        if key in PATH_SETTINGS:
             return Path(text) if text else None
     except ValueError as exc:
         raise SettingsError(f"setting {key}: {exc}") from exc
@@ -123,11 +133,16 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
     settings_file = env.get("OPUS_SETTINGS")
     if settings_file:
         namespace = runpy.run_path(settings_file)
+        directory = Path(settings_file).expanduser().resolve().parent
         for key, value in namespace.items():
             if key.isupper() and not key.startswith("_"):
                 if key not in SETTING_TYPES:
                     raise SettingsError(f"{settings_file}: unknown setting {key}")
                 values[key] = convert(key, value)
+                if key in PATH_SETTINGS and values[key]:
+                    # Not from the working directory: `opus` run elsewhere would make a
+                    # second, empty data directory.
+                    values[key] = directory / Path(values[key]).expanduser()
     for key in SETTING_TYPES:
         if f"OPUS_{key}" in env:
             values[key] = convert(key, env[f"OPUS_{key}"])

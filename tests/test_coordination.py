@@ -13,17 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from opus.core.phases import Phase
+from opus.core.records import Job
 from opus.server.notify import FeedListener, PhaseNotifier
-from opus.server.phases import Phase
-from opus.server.storage import (
-    RECONCILER_LEASE,
-    AdvisoryLock,
-    Job,
-    JobStore,
-    LeaseLock,
-    LeaseRow,
-    make_engine,
-)
+from opus.server.storage import AdvisoryLock, Base, JobStore, LeaseLock, make_engine
+from opus.server.storage.coordination import RECONCILER_LEASE
+from opus.server.storage.models import LeaseRow
 from tests.live_helpers import eventually
 
 
@@ -99,7 +94,7 @@ def test_advisory_lock_refuses_a_holder_in_another_process(postgresql_url: str) 
 
 def test_lease_lock_on_sqlite(tmp_path) -> None:
     store = JobStore(make_engine(f"sqlite:///{tmp_path / 'lease.db'}"))
-    store.create_schema()
+    Base.metadata.create_all(store.engine)
     first, second = LeaseLock(store.engine), LeaseLock(store.engine)
     second.holder = "elsewhere:1"  # another host: only expiry frees its lease
     assert first.acquire()
@@ -122,7 +117,7 @@ def test_lease_lock_on_sqlite(tmp_path) -> None:
 def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'lease.db'}"
     store = JobStore(make_engine(url))
-    store.create_schema()
+    Base.metadata.create_all(store.engine)
     code = (
         "import sys\n"
         "from opus.server.storage import LeaseLock, make_engine\n"
@@ -142,8 +137,8 @@ def test_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path) ->
 
 def test_phase_changes_reach_the_feeds_of_other_processes(postgresql_url: str) -> None:
     here, there = JobStore(make_engine(postgresql_url)), JobStore(make_engine(postgresql_url))
-    assert here.listens and there.listens
-    feed_here, feed_there = here.open_feed(), there.open_feed()
+    assert here.coordination.listens and there.coordination.listens
+    feed_here, feed_there = here.coordination.open_feed(), there.coordination.open_feed()
     assert feed_here is not None and feed_there is not None
     try:
         here.insert_job(pending_job("job1"), [])
@@ -167,7 +162,7 @@ def test_listener_wakes_waiters_and_survives_a_lost_connection(postgresql_url: s
     feeds = []
 
     def open_feed():
-        feed = there.open_feed()
+        feed = there.coordination.open_feed()
         feeds.append(feed)
         return feed
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from opus.server import inputs
-from opus.server.errors import BadRequest, PayloadTooLarge
+from opus.core.errors import BadRequest, PayloadTooLarge
+from opus.server.service import inputs
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -59,13 +59,19 @@ def test_example_yaml_to_votable_to_model(path: Path) -> None:
     assert parse_definition(votable.encode(), "votable", source="x.xml") == jd
 
 
-def test_example_defaults_are_canonical() -> None:
+def test_example_values_are_kept_as_written() -> None:
     sleep = load_definition(JDL_DIR / "sleep.yml")
     assert sleep.parameter("duration") is not None
-    assert sleep.parameter("duration").default == "1.0"  # written "1" in YAML
-    assert coerce_parameters(sleep, {}) == {"duration": "1.0"}
+    # The script trims what sleep(1) would refuse: the value stays the client's own.
+    assert sleep.parameter("duration").normalize is False
+    assert sleep.parameter("duration").default == "1"  # written "1" in YAML
+    assert coerce_parameters(sleep, {}) == {"duration": "1"}
+    assert coerce_parameters(sleep, {"duration": " 2 "}) == {"duration": " 2 "}
     plot = load_definition(JDL_DIR / "plot.yml")
     assert coerce_parameters(plot, {"cycles": "20"})["cycles"] == "20"
+    # Python's int() reads any valid xs:int: the value is kept as the client wrote it.
+    assert plot.parameter("cycles").normalize is False
+    assert coerce_parameters(plot, {"cycles": " +07"})["cycles"] == " +07"
     assert plot.file_inputs() == []
     append = load_definition(JDL_DIR / "append_text.yml")
     assert append.file_inputs() == ["input"]
@@ -108,6 +114,13 @@ def test_sleep_script_writes_its_result(tmp_path: Path) -> None:
     done = run_job(jd, tmp_path, {"duration": "0.1"})
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "output.txt").read_text() == "OPUS job job1 slept for 0.1 seconds.\n"
+    # sleep(1) refuses " 1e-1 ", a valid xs:float given as written: the script trims it.
+    done = run_job(jd, tmp_path, {"duration": " 1e-1 "})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "output.txt").read_text() == "OPUS job job1 slept for 1e-1 seconds.\n"
+    # "-0" passes min: 0; sleep(1) would read it as an option.
+    done = run_job(jd, tmp_path, {"duration": "-0"})
+    assert done.returncode == 0, done.stderr
 
 
 @needs_shell
@@ -156,6 +169,15 @@ def test_plot_script_writes_valid_svg(tmp_path: Path, function: str) -> None:
     ys = [float(p.split(",")[1]) for p in points]
     assert max(ys) - min(ys) > 250  # the curve spans the plot height
     assert re.fullmatch(r"[a-z]+", svg.find("s:polyline", ns).get("stroke"))
+
+
+@needs_shell
+def test_plot_script_reads_cycles_as_the_client_wrote_them(tmp_path: Path) -> None:
+    jd = load_definition(JDL_DIR / "plot.yml")
+    done = run_job(jd, tmp_path, {"cycles": " +03\n"})  # a valid xs:int, kept as written
+    assert done.returncode == 0, done.stderr
+    svg = etree.parse(str(tmp_path / "plot.svg")).getroot()
+    assert svg.findtext("{http://www.w3.org/2000/svg}title") == "sin, 3 cycles"
 
 
 # --- the examples in docs/jdl.md ---------------------------------------------------

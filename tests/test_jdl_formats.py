@@ -10,11 +10,13 @@ import pytest
 import yaml
 
 from opus.server.jdl import (
+    FORMATS,
     GeneratedEntity,
     JDLError,
     JobDefinition,
-    Parameter,
+    ParameterDefinition,
     UsedEntity,
+    coerce_parameters,
     dump_definition,
     load_definition,
     parse_definition,
@@ -23,7 +25,7 @@ from opus.server.jdl import (
 
 
 def rich_definition() -> JobDefinition:
-    """A definition using every field and datatype, in canonical form."""
+    """A definition using every field and datatype; values as written or normalised."""
     return JobDefinition(
         name="every-thing_1",
         annotation='Uses every field.\nOn two lines, with <xml> & "quotes" and ünïcode.',
@@ -37,17 +39,26 @@ def rich_definition() -> JobDefinition:
         quote=30,
         script='echo "$text" > out.txt\n\tprintf "%s\\n" "$n" >> out.txt\r\nexit 0',
         parameters=[
-            Parameter("text", "xs:string", "", False, "Empty default, optional"),
-            Parameter("nodefault", "xs:string", None, True, "Required, no default"),
-            Parameter("link", "xs:anyURI", "https://example.org/x", False),
-            Parameter("flag", "xs:boolean", "true", False, options=["true", "false"]),
-            Parameter("n", "xs:int", "3", True, min="-5", max="5", unit="s", ucd="time.duration"),
-            Parameter("big", "xs:long", None, False, utype="voprov:Parameter"),
-            Parameter("small", "xs:short", "-32768", False, options=["-32768", "0", "32767"]),
-            Parameter("byte", "xs:unsignedByte", "255", False),
-            Parameter("ratio", "xs:float", "0.5", False, min="0.0", max="1.0"),
-            Parameter("precise", "xs:double", "1e-300", False),
-            Parameter("table", "file", None, False, "A file parameter"),
+            ParameterDefinition("text", "xs:string", "", False, "Empty default, optional"),
+            ParameterDefinition("nodefault", "xs:string", None, True, "Required, no default"),
+            ParameterDefinition("link", "xs:anyURI", "https://example.org/x", False),
+            ParameterDefinition(
+                "flag", "xs:boolean", "true", False, options=["true", "false"], normalize=True
+            ),
+            ParameterDefinition(
+                "n", "xs:int", "3", True, min="-5", max="5", unit="s", ucd="time.duration"
+            ),
+            ParameterDefinition("big", "xs:long", None, False, utype="voprov:ParameterDefinition"),
+            ParameterDefinition(
+                "small", "xs:short", "-32768", False, options=["-32768", "0", "32767"]
+            ),
+            ParameterDefinition("byte", "xs:unsignedByte", "255", False),
+            ParameterDefinition(
+                "ratio", "xs:float", ".50", False, min="0.0", max="1.0", normalize=True
+            ),
+            ParameterDefinition("precise", "xs:double", "1e-300", False),
+            ParameterDefinition("spelled", "xs:double", " 2.50E0\n", False),
+            ParameterDefinition("table", "file", None, False, "A file parameter"),
         ],
         used=[
             UsedEntity("image", None, "image/fits, image/png", "1", "file://$ID", "Uploaded"),
@@ -69,8 +80,11 @@ def test_every_field_round_trips(fmt: str) -> None:
     jd = canonical(rich_definition())
     assert jd.script.count("\r") == 0  # CRLF is read as LF
     assert jd.parameter("precise").default == "1e-300"
+    assert jd.parameter("spelled").default == " 2.50E0\n"  # as written
+    assert jd.parameter("ratio").default == "0.5"  # normalize: canonical
     back = parse_definition(dump_definition(jd, fmt), fmt)
     assert back == jd
+    assert [p.name for p in back.parameters if p.normalize] == ["flag", "ratio"]
     assert back.parameter("text").default == ""
     assert back.parameter("nodefault").default is None
     assert back.parameter("table").datatype == "file"
@@ -120,7 +134,7 @@ script: echo hi
 def test_yaml_scalar_types_are_tolerated() -> None:
     jd = parse_definition(MINIMAL_YAML, "yaml")
     assert jd.parameter("count").default == "1"
-    assert jd.parameter("verbose").default == "true"
+    assert jd.parameter("verbose").default == "yes"  # as written (no normalize)
     assert jd.parameter("ratio").default == "0.25"
     assert jd.parameter("ratio").options == ["0.25", "0.5"]
     assert jd.parameter("word").default == "12"
@@ -305,13 +319,14 @@ def test_reads_original_opus_votable() -> None:
     assert (jd.type, jd.version, jd.contact_email) == ("test", "1", "admin@opus")
     assert (jd.execution_duration, jd.quote) == (20, 10)
     assert jd.script == "cat $input > out.txt\necho $text >> out.txt\n"
-    assert jd.parameters[0] == Parameter(
+    assert jd.parameters[0] == ParameterDefinition(
         "text", "xs:string", "!", required=True, annotation="Input text"
     )
-    assert jd.parameters[1] == Parameter(
+    assert jd.parameters[1] == ParameterDefinition(
         "times", "xs:int", None, required=False, annotation="How many times", min="1", max="10"
     )
     assert jd.parameters[2].options == ["a", "b"] and jd.parameters[2].annotation == ""
+    assert not any(p.normalize for p in jd.parameters)  # no normalize GROUP: none
     assert jd.used == [UsedEntity("input", None, "", "1", "file://$ID", "Input entity")]
     assert jd.generated == [GeneratedEntity("output", "out.txt", "text/plain", "1", "Output file")]
 
@@ -358,7 +373,7 @@ def test_votable_without_namespace_and_quote() -> None:
     assert jd.doculink == ""
     linked = text.replace("<PARAM", '<LINK href="https://example.org/doc"/><PARAM', 1)
     assert parse_definition(linked, "votable").doculink == "https://example.org/doc"
-    assert jd.parameters == [Parameter("x", "xs:double", "1.0", required=True)]
+    assert jd.parameters == [ParameterDefinition("x", "xs:double", "1", required=True)]
 
 
 @pytest.mark.parametrize(
@@ -445,6 +460,233 @@ def test_votable_parser_settings_alone_expand_nothing() -> None:
         assert len(etree.tostring(root)) < 100_000
 
 
+# --- defaults as written, and normalize --------------------------------------------------
+
+# (datatype, the default as written in YAML and in JSON, the text kept, its canonical form).
+# YAML would read the plain scalars as numbers, booleans or dates (0255 even as the octal
+# 173, 1:30 as 90), JSON its numbers as floats or ints: the definition keeps the text. The
+# VOTable's value attribute holds the text kept.
+WRITTEN_DEFAULTS = [
+    ("xs:float", "1.50", "1.50", "1.50", "1.5"),
+    ("xs:float", "1", "1", "1", "1.0"),
+    ("xs:float", "'1e0'", "1e0", "1e0", "1.0"),
+    ("xs:double", "1.0e+3", "1.0e+3", "1.0e+3", "1000.0"),
+    ("xs:double", "' 2.50'", '" 2.50"', " 2.50", "2.5"),
+    ("xs:boolean", "TRUE", '"TRUE"', "TRUE", "true"),
+    ("xs:boolean", "yes", '"yes"', "yes", "true"),
+    ("xs:boolean", "No", '"No"', "No", "false"),
+    ("xs:boolean", "0", "0", "0", "false"),
+    ("xs:int", "+07", '"+07"', "+07", "7"),
+    ("xs:int", "007", '"007"', "007", "7"),
+    ("xs:int", "-0", "-0", "-0", "0"),
+    ("xs:long", "-0042", '"-0042"', "-0042", "-42"),
+    ("xs:short", "-32768", "-32768", "-32768", "-32768"),
+    ("xs:unsignedByte", "0255", '"0255"', "0255", "255"),
+    (
+        "xs:anyURI",
+        "' https://x.org/a '",
+        '" https://x.org/a "',
+        " https://x.org/a ",
+        "https://x.org/a",
+    ),
+    ("xs:string", "1:30", '"1:30"', "1:30", "1:30"),
+    ("xs:string", "TRUE", '"TRUE"', "TRUE", "TRUE"),
+    ("xs:string", "2001-02-03 10:00:00", '"2001-02-03 10:00:00"', "2001-02-03 10:00:00", None),
+]
+
+
+def one_parameter_documents(
+    datatype: str, yaml_default: str, json_default: str, kept: str, normalize: bool
+) -> dict[str, str]:
+    """The same one-parameter definition in the three forms, as a person would write it."""
+    from opus.server.jdl.votable import XS_TO_VO
+
+    yaml_text = (
+        f"name: x\nscript: a\nparameters:\n  - name: x\n    datatype: {datatype}\n"
+        f"    default: {yaml_default}\n" + ("    normalize: true\n" if normalize else "")
+    )
+    json_text = (
+        f'{{"name": "x", "script": "a", "parameters": [{{"name": "x", "datatype": "{datatype}", '
+        f'"default": {json_default}' + (', "normalize": true' if normalize else "") + "}]}"
+    )
+    vo_type = XS_TO_VO[datatype]
+    extra = ' arraysize="*"' if vo_type == "char" else ""
+    extra += ' xtype="xs:anyURI"' if datatype == "xs:anyURI" else ""
+    refs = '<GROUP name="normalize"><PARAMref ref="x"/></GROUP>' if normalize else ""
+    votable = (
+        '<VOTABLE xmlns="http://www.ivoa.net/xml/VOTable/v1.3" version="1.3">'
+        '<RESOURCE name="x"><PARAM name="script" value="a" datatype="char" arraysize="*"/>'
+        f'<GROUP name="InputParams"><PARAM ID="x" name="x" datatype="{vo_type}"{extra} '
+        f'value="{kept}"/>{refs}</GROUP></RESOURCE></VOTABLE>'
+    )
+    return {"yaml": yaml_text, "json": json_text, "votable": votable}
+
+
+@pytest.mark.parametrize(
+    ("datatype", "yaml_default", "json_default", "kept", "canonical"), WRITTEN_DEFAULTS
+)
+def test_defaults_are_read_as_written_in_every_form(
+    datatype: str, yaml_default: str, json_default: str, kept: str, canonical: str | None
+) -> None:
+    canonical = kept if canonical is None else canonical
+    for normalize, expected in ((False, kept), (True, canonical)):
+        documents = one_parameter_documents(datatype, yaml_default, json_default, kept, normalize)
+        for fmt, text in documents.items():
+            jd = parse_definition(text, fmt, source=f"x.{fmt}")
+            param = jd.parameters[0]
+            assert (param.default, param.normalize) == (expected, normalize), (fmt, text)
+            assert coerce_parameters(jd, {}) == {"x": expected}
+            for other in FORMATS:  # and written back as it was read
+                assert parse_definition(dump_definition(jd, other), other) == jd
+
+
+def test_yaml_and_json_numbers_keep_their_spelling_where_text_is_expected() -> None:
+    yaml_text = (
+        "name: x\nversion: 1.10\nscript: a\nparameters:\n"
+        "  - name: a\n    datatype: xs:float\n    options: [1.50, 2]\n    min: 0\n    max: 1e1\n"
+    )
+    jd = parse_definition(yaml_text, "yaml")
+    assert jd.version == "1.10"  # no longer "1.1"
+    assert jd.parameters[0].options == ["1.5", "2.0"]  # limits: canonical
+    assert (jd.parameters[0].min, jd.parameters[0].max) == ("0.0", "10.0")
+    json_text = (
+        '{"name": "x", "version": 1.10, "script": "a", "execution_duration": 60, "quote": 0,'
+        ' "parameters": [{"name": "a", "datatype": "xs:string", "default": 1E5}]}'
+    )
+    jd = parse_definition(json_text, "json")
+    assert (jd.version, jd.parameters[0].default) == ("1.10", "1E5")
+    assert (jd.execution_duration, jd.quote) == (60, 0)
+
+
+@pytest.mark.parametrize(
+    ("required", "normalize", "expected"),
+    [
+        ("yes", "YES", True),
+        ("true", "True", True),
+        ("'TRUE'", "' false '", False),
+        ("no", "Off", False),
+        ("false", "No", False),
+    ],
+)
+def test_yaml_boolean_fields_accept_yaml_booleans(
+    required: str, normalize: str, expected: bool
+) -> None:
+    text = (
+        "name: x\nscript: a\nparameters:\n  - name: a\n    datatype: xs:boolean\n"
+        f"    default: yes\n    required: {required}\n    normalize: {normalize}\n"
+    )
+    param = parse_definition(text, "yaml").parameters[0]
+    assert param.normalize is expected
+    assert param.required is (required.strip("'").strip().lower() in ("yes", "true"))
+    assert param.default == ("true" if expected else "yes")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "field", "message"),
+    [
+        ("yaml", "normalize: maybe", "parameters[0].normalize", "'maybe' is not true or false"),
+        ("yaml", "normalize: 1", "parameters[0].normalize", "1 is not true or false"),
+        ("yaml", "normalize: [true]", "parameters[0].normalize", "is not true or false"),
+        ("yaml", "required: 2001-02-30", None, "not valid YAML: a value cannot be read"),
+        ("json", '"normalize": 1', "parameters[0].normalize", "1 is not true or false"),
+        ("json", '"normalize": "on"', "parameters[0].normalize", "'on' is not true or false"),
+        ("yaml", "normalize: true\n    datatype: file", "parameters[0].normalize", "file"),
+        ("yaml", "default: 1_000\n    datatype: xs:int", "parameters[0].default", "not an integer"),
+        ("yaml", "default: 0x10\n    datatype: xs:int", "parameters[0].default", "not an integer"),
+        ("yaml", "default: on\n    datatype: xs:boolean", "parameters[0].default", "not a boolean"),
+    ],
+)
+def test_normalize_and_written_default_errors(
+    fmt: str, text: str, field: str | None, message: str
+) -> None:
+    if fmt == "yaml":
+        document = f"name: x\nscript: a\nparameters:\n  - name: a\n    {text}\n"
+    else:
+        document = f'{{"name": "x", "script": "a", "parameters": [{{"name": "a", {text}}}]}}'
+    with pytest.raises(JDLError, match=message) as caught:
+        parse_definition(document, fmt, source="x")
+    assert caught.value.field == field
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_normalize_is_written_only_when_true() -> None:
+    plain = ParameterDefinition("a", "xs:float", "1")
+    jd = JobDefinition(name="x", script="a", parameters=[plain])
+    assert "normalize" not in dump_definition(jd, "yaml")
+    assert "normalize" not in dump_definition(jd, "json")
+    assert "normalize" not in dump_definition(jd, "votable")
+    jd.parameters[0].normalize = True
+    assert "  normalize: true\n" in dump_definition(jd, "yaml")
+    assert json.loads(dump_definition(jd, "json"))["parameters"][0]["normalize"] is True
+    votable = dump_definition(jd, "votable")
+    assert '<GROUP name="normalize">' in votable and '<PARAMref ref="a"/>' in votable
+    assert "normalize=" not in votable  # no attribute VOTable does not know
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ('<GROUP name="normalize"><PARAMref ref="nope"/></GROUP>', "'nope' .* not the ID"),
+        ('<GROUP name="normalize"><PARAMref ref="times"/></GROUP>', "'times' .* not the ID"),
+        ('<GROUP name="Normalise"><PARAMref ref="text"/></GROUP>', "unknown GROUP 'Normalise'"),
+    ],
+)
+def test_votable_normalize_errors(change: str, message: str) -> None:
+    # A PARAMref names a PARAM by its ID: without its ID, "times" is only a name.
+    text = ORIGINAL_OPUS_VOTABLE.replace('ID="times" ', "").replace(
+        '    </GROUP>\n    <GROUP name="Used">', f'    {change}</GROUP>\n    <GROUP name="Used">'
+    )
+    assert change in text
+    with pytest.raises(JDLError, match=message) as caught:
+        parse_definition(text, "votable", source="up.xml")
+    assert caught.value.field == "parameters"
+
+
+def test_votable_normalize_reads_from_a_hand_written_file() -> None:
+    text = ORIGINAL_OPUS_VOTABLE.replace(
+        '    </GROUP>\n    <GROUP name="Used">',
+        '      <GROUP name="normalize"><DESCRIPTION>any</DESCRIPTION>'
+        '<PARAMref ref="times"/><PARAMref ref="times"/></GROUP>\n'
+        '    </GROUP>\n    <GROUP name="Used">',
+    )
+    jd = parse_definition(text, "votable")
+    assert [p.normalize for p in jd.parameters] == [False, True, False]
+
+
+def votable_schema():
+    """The VOTable 1.3 XML Schema, as astropy (installed with pyvo) ships it."""
+    import importlib.util
+
+    from lxml import etree
+
+    spec = importlib.util.find_spec("astropy")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("astropy (with the VOTable schema) is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "io/votable/data/VOTable.v1.3.xsd"
+    if not path.is_file():
+        pytest.skip(f"no {path}")
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def test_votable_with_normalize_is_valid_votable_1_3() -> None:
+    from lxml import etree
+
+    schema = votable_schema()
+    # Every parameter with a default: VOTable 1.3 requires a PARAM's value, which this
+    # form leaves out for "no default".
+    jd = canonical(rich_definition())
+    jd.parameters = [p for p in jd.parameters if p.default is not None]
+    assert any(p.normalize for p in jd.parameters)
+    document = etree.fromstring(dump_definition(jd, "votable").encode())
+    assert schema.validate(document), schema.error_log
+    attribute = etree.fromstring(
+        dump_definition(jd, "votable")
+        .replace('name="flag"', 'name="flag" normalize="true"')
+        .encode()
+    )
+    assert not schema.validate(attribute)  # why normalize is not a PARAM attribute
+
+
 # --- files on disk -----------------------------------------------------------------
 
 
@@ -463,7 +705,7 @@ def test_save_and_load(tmp_path: Path) -> None:
 
 
 def test_save_refuses_a_broken_definition(tmp_path: Path) -> None:
-    broken = JobDefinition(name="ok", script="", parameters=[Parameter("x")])
+    broken = JobDefinition(name="ok", script="", parameters=[ParameterDefinition("x")])
     with pytest.raises(JDLError, match=r"ok.yml: script: the job has no script"):
         save_definition(broken, tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -4,10 +4,12 @@
    writing it again gives the same text.
 2. Any text or bytes given to parse_definition give a definition or a JDLError, never
    another exception (a definition upload must never become a 500).
-3. coerce_parameters accepts valid values in canonical form (a fixed point), refuses bad
-   ones with a one-line ParameterError naming the parameter, never raises anything else,
-   and every value it returns respects the options, min and max.
-4. A value coerce_parameters accepts reaches the job script byte for byte.
+3. coerce_parameters accepts valid values however spelled and keeps them as written (in
+   canonical form, a fixed point, for a parameter that says normalize), refuses bad ones
+   with a one-line ParameterError naming the parameter, never raises anything else, and
+   every value it returns respects the options, min and max.
+4. A value coerce_parameters accepts reaches the job script byte for byte: the client's
+   own text, or its canonical form with normalize.
 
 Every test is derandomized and uses no example database, so CI runs the same examples.
 """
@@ -32,13 +34,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from opus.core.layout import INTERNAL_DIR, JOB_SCRIPT, STATUS_FILE, TOKEN_FILE
 from opus.server.jdl import (
     DATATYPES,
     FORMATS,
     GeneratedEntity,
     JDLError,
     JobDefinition,
-    Parameter,
+    ParameterDefinition,
     ParameterError,
     UsedEntity,
     coerce_parameters,
@@ -62,14 +65,7 @@ from opus.server.jdl.yaml_json import (
     USED_KEYS,
     to_dict,
 )
-from opus.server.scripts import (
-    INTERNAL_DIR,
-    JOB_SCRIPT,
-    STATUS_FILE,
-    TOKEN_FILE,
-    BatchJob,
-    render_batch_script,
-)
+from opus.server.scripts import BatchJob, render_batch_script
 
 # Same examples on every run, nothing stored between runs: reproducible in CI. The whole
 # file runs in about 20 s; OPUS_PROPERTY_SCALE=10 runs ten times as many examples (and
@@ -225,7 +221,9 @@ def as_number(datatype: str, canonical: str) -> int | float:
 
 
 @st.composite
-def parameters(draw: st.DrawFn, name: str, datatypes: tuple[str, ...] = DATATYPES) -> Parameter:
+def parameters(
+    draw: st.DrawFn, name: str, datatypes: tuple[str, ...] = DATATYPES
+) -> ParameterDefinition:
     datatype = draw(st.sampled_from(datatypes))
     low = high = None
     if datatype in NUMERIC_DATATYPES:
@@ -248,7 +246,10 @@ def parameters(draw: st.DrawFn, name: str, datatypes: tuple[str, ...] = DATATYPE
             st.lists(values, max_size=4, unique_by=lambda v: expected_canonical(datatype, v))
         )
     default_values = st.sampled_from(options) if options else values
-    return Parameter(
+    # Values and defaults are kept as written, or in canonical form with normalize
+    # (meaningless, and refused, for a file).
+    normalize = datatype != "file" and draw(st.booleans())
+    return ParameterDefinition(
         name=name,
         datatype=datatype,
         default=draw(st.none() | default_values),
@@ -260,6 +261,7 @@ def parameters(draw: st.DrawFn, name: str, datatypes: tuple[str, ...] = DATATYPE
         unit=draw(ONE_LINE),
         ucd=draw(ONE_LINE),
         utype=draw(ONE_LINE),
+        normalize=normalize,
     )
 
 
@@ -357,12 +359,24 @@ def definitions(draw: st.DrawFn) -> JobDefinition:
         name="a",
         script="x\r\r\n",
         quote=MAX_SECONDS,
-        parameters=[Parameter("f", "file", default="")],
+        parameters=[ParameterDefinition("f", "file", default="")],
+    )
+)
+@example(  # defaults as written, and normalised ones, in each datatype's VOTable encoding
+    raw=JobDefinition(
+        name="b",
+        script="x",
+        parameters=[
+            ParameterDefinition("a", "xs:float", " 1.50\r\n", normalize=False),
+            ParameterDefinition("b", "xs:boolean", "YES", required=True, normalize=True),
+            ParameterDefinition("c", "xs:anyURI", "\tivo://x ", options=["ivo://x"]),
+            ParameterDefinition("d", "xs:int", "+007", min="-0", normalize=True),
+        ],
     )
 )
 def test_every_valid_definition_round_trips_in_every_form(raw: JobDefinition) -> None:
     jd = validate_definition(raw)
-    assert validate_definition(jd) == jd  # canonical form is a fixed point
+    assert validate_definition(jd) == jd  # the checked form is a fixed point
     for fmt in FORMATS:
         text = dump_definition(jd, fmt)
         back = parse_definition(text, fmt)
@@ -374,20 +388,53 @@ def test_every_valid_definition_round_trips_in_every_form(raw: JobDefinition) ->
 @settings(BASE, max_examples=examples(30))
 @given(raw=definitions())
 def test_canonical_values_in_a_definition(raw: JobDefinition) -> None:
+    # Limits in canonical form; the default as written, unless the parameter normalises.
     jd = validate_definition(raw)
     for before, after in zip(raw.parameters, jd.parameters, strict=True):
         dt = before.datatype
+        assert after.normalize is before.normalize
         assert after.options == [expected_canonical(dt, o) for o in before.options]
         if before.default is None or (dt == "file" and before.default == ""):
             assert after.default is None  # an empty file default is no default
-        else:
+        elif before.normalize:
             assert after.default == expected_canonical(dt, before.default)
+        else:
+            assert after.default == before.default
         for limit in ("min", "max"):
             value = getattr(before, limit)
             assert getattr(after, limit) == (
                 None if value is None else expected_canonical(dt, value)
             )
     assert "\r\n" not in jd.script
+
+
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+@settings(BASE, max_examples=examples(60))
+@given(
+    datatype=st.sampled_from(sorted(NUMERIC_DATATYPES | {"xs:boolean"})),
+    normalize=st.booleans(),
+    data=st.data(),
+)
+def test_plain_yaml_and_json_defaults_are_read_as_written(
+    datatype: str, normalize: bool, data
+) -> None:
+    # Written by hand, unquoted: YAML would make numbers and booleans of these (JSON
+    # numbers of its own), yet the definition keeps the text, or its canonical form.
+    raw = data.draw(valid_values(datatype), label="raw").strip()
+    expected = expected_canonical(datatype, raw) if normalize else raw
+    flag = "    normalize: true\n" if normalize else ""
+    text = (
+        f"name: x\nscript: a\nparameters:\n  - name: x\n    datatype: {datatype}\n"
+        f"    default: {raw}\n{flag}"
+    )
+    assert parse_definition(text, "yaml").parameters[0].default == expected
+    if JSON_NUMBER.fullmatch(raw):
+        document = {"name": "x", "script": "a", "parameters": [{"name": "x", "datatype": datatype}]}
+        document["parameters"][0]["normalize"] = normalize
+        text = json.dumps(document).replace('"datatype"', f'"default": {raw}, "datatype"')
+        assert parse_definition(text, "json").parameters[0].default == expected
 
 
 def test_seconds_beyond_the_maximum_are_refused() -> None:
@@ -668,7 +715,7 @@ def test_any_input_gives_a_definition_or_a_jdl_error(document: str | bytes) -> N
 # --- 3. coerce_parameters -------------------------------------------------------------
 
 
-def one_parameter(param: Parameter) -> JobDefinition:
+def one_parameter(param: ParameterDefinition) -> JobDefinition:
     return validate_definition(JobDefinition(name="job", script="true", parameters=[param]))
 
 
@@ -683,13 +730,19 @@ def check_refusal(jd: JobDefinition, name: str, raw: str) -> str:
 
 @settings(BASE, max_examples=examples(60))
 @given(datatype=st.sampled_from(VALUE_DATATYPES), name=VARIABLE_NAMES, data=st.data())
-def test_valid_values_are_accepted_in_canonical_form(datatype: str, name: str, data) -> None:
+def test_valid_values_are_kept_as_written_or_in_canonical_form(
+    datatype: str, name: str, data
+) -> None:
     raw = data.draw(valid_values(datatype), label="raw")
-    jd = one_parameter(Parameter(name, datatype))
+    literal = one_parameter(ParameterDefinition(name, datatype))
+    assert coerce_parameters(literal, {name: raw}) == {name: raw}  # byte for byte
+    assert coerce_parameters(literal, {name: raw}, partial=True) == {name: raw}
+    jd = one_parameter(ParameterDefinition(name, datatype, normalize=True))
     canonical = coerce_parameters(jd, {name: raw})[name]
     assert canonical == expected_canonical(datatype, raw)
     assert coerce_parameters(jd, {name: canonical}) == {name: canonical}  # a fixed point
     assert coerce_parameters(jd, {name: canonical}, partial=True) == {name: canonical}
+    assert coerce_parameters(literal, {name: canonical}) == {name: canonical}
 
 
 CONTROL = st.one_of(
@@ -740,10 +793,12 @@ def invalid_values(datatype: str) -> st.SearchStrategy[str]:
 @given(datatype=st.sampled_from(VALUE_DATATYPES), name=VARIABLE_NAMES, data=st.data())
 def test_invalid_values_are_refused_on_one_line(datatype: str, name: str, data) -> None:
     raw = data.draw(invalid_values(datatype), label="raw")
-    check_refusal(one_parameter(Parameter(name, datatype)), name, raw)
+    literal = check_refusal(one_parameter(ParameterDefinition(name, datatype)), name, raw)
+    normalized = one_parameter(ParameterDefinition(name, datatype, normalize=True))
+    assert check_refusal(normalized, name, raw) == literal  # the same message
 
 
-def respects_limits(param: Parameter, value: str) -> bool:
+def respects_limits(param: ParameterDefinition, value: str) -> bool:
     if param.options and value not in param.options:
         return False
     if param.min is not None and as_number(param.datatype, value) < as_number(
@@ -775,7 +830,7 @@ def test_options_and_limits_decide_acceptance(names: list[str], data) -> None:
             assert str(error).startswith(f"parameter {param.name!r}: ")
             assert len(str(error).splitlines()) == 1, str(error)
         else:
-            assert got == {param.name: canonical}
+            assert got == {param.name: canonical if param.normalize else raw}
             assert respects_limits(param, canonical)
 
 
@@ -807,10 +862,13 @@ def test_any_values_give_checked_values_or_a_parameter_error(
             assert (partial and given_value is None) or param.default is None
             continue
         value = result[param.name]
-        assert respects_limits(param, value)
+        assert respects_limits(param, expected_canonical(param.datatype, value))
         assert coerce_parameters(jd, {param.name: value}, partial=True) == {param.name: value}
         if given_value is not None and (param.datatype == "xs:string" or given_value.strip()):
-            assert value == expected_canonical(param.datatype, given_value)
+            if param.normalize:
+                assert value == expected_canonical(param.datatype, given_value)
+            else:
+                assert value == given_value
         else:
             assert value == param.default
 
@@ -878,10 +936,16 @@ def run_job(signal_url: str, script: str, parameters: dict[str, str]) -> Callabl
 def test_accepted_values_reach_the_script_byte_for_byte(
     signal_url: str, assignments: list[tuple[str, str]], data
 ) -> None:
-    params = [Parameter(name, datatype) for name, datatype in assignments]
+    params = [
+        ParameterDefinition(name, datatype, normalize=data.draw(st.booleans(), label=name))
+        for name, datatype in assignments
+    ]
     raw = {p.name: data.draw(valid_values(p.datatype), label=p.name) for p in params}
     jd = validate_definition(JobDefinition(name="dump", script="true", parameters=params))
     values = coerce_parameters(jd, raw)
+    for p in params:  # the client's own text, unless the parameter normalises
+        expected = expected_canonical(p.datatype, raw[p.name]) if p.normalize else raw[p.name]
+        assert values[p.name] == expected, p.name
     # ${name?} fails loudly if the variable did not arrive at all.
     script = "".join(f"printf '%s' \"${{{name}?}}\" > value.{name}\n" for name in values)
     written = run_job(signal_url, script, values)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from opus.server.jdl import DATATYPES, JDLError, load_definition, validate_definition
-from opus.server.jdl.model import JobDefinition
+from opus.server.jdl.model import JobDefinition, ParameterDefinition
 
 
 def base() -> dict:
@@ -188,11 +188,71 @@ def test_unknown_datatype_message(tmp_path: Path) -> None:
         ({"required": "sometimes"}, "parameters[1].required", "not true or false"),
     ],
 )
-def test_parameter_value_rules(tmp_path: Path, change: dict, field: str, message: str) -> None:
+@pytest.mark.parametrize("normalize", [False, True])
+def test_parameter_value_rules(
+    tmp_path: Path, change: dict, field: str, message: str, normalize: bool
+) -> None:
+    # The same checks and messages whether the default is kept as written or normalised.
     data = base()
-    data["parameters"][1].update(change)
+    data["parameters"][1].update(change, normalize=normalize)
     data["parameters"][1] = {k: v for k, v in data["parameters"][1].items() if v is not None}
     refused(tmp_path, data, field, message)
+
+
+@pytest.mark.parametrize(
+    ("datatype", "default", "canonical", "limits"),
+    [
+        ("xs:int", "+05", "5", {"min": "-0", "max": "010", "options": ["05", "+7"]}),
+        ("xs:float", "1", "1.0", {"min": 0, "max": "1e1", "options": [1, 2.50]}),
+        ("xs:boolean", "Yes", "true", {"options": ["TRUE", "0"]}),
+        ("xs:anyURI", " ivo://x/y", "ivo://x/y", {"options": [" ivo://x/y ", "urn:z"]}),
+        ("xs:string", " x ", " x ", {"options": [" x ", "y"]}),
+    ],
+)
+def test_defaults_are_kept_as_written_unless_normalize(
+    tmp_path: Path, datatype: str, default: str, canonical: str, limits: dict
+) -> None:
+    data = base()
+    data["parameters"][1] = {"name": "n", "datatype": datatype, "default": default, **limits}
+    jd = load_definition(write(tmp_path, data))
+    assert jd.parameters[1].default == default
+    # Options, min and max are limits: always in canonical form, compared in that form.
+    checked = validate_definition(
+        JobDefinition(
+            name="job",
+            script="x",
+            parameters=[ParameterDefinition("n", datatype, canonical, **_strings(limits))],
+        )
+    )
+    assert (jd.parameters[1].options, jd.parameters[1].min, jd.parameters[1].max) == (
+        checked.parameters[0].options,
+        checked.parameters[0].min,
+        checked.parameters[0].max,
+    )
+    data["parameters"][1]["normalize"] = True
+    jd = load_definition(write(tmp_path, data))
+    assert (jd.parameters[1].default, jd.parameters[1].normalize) == (canonical, True)
+    assert validate_definition(jd) == jd
+
+
+def _strings(limits: dict) -> dict:
+    return {
+        key: [str(v) for v in value] if isinstance(value, list) else str(value)
+        for key, value in limits.items()
+    }
+
+
+def test_normalize_rules(tmp_path: Path) -> None:
+    data = base()
+    data["parameters"][1]["normalize"] = "sometimes"
+    refused(tmp_path, data, "parameters[1].normalize", "'sometimes' is not true or false")
+    data = base()
+    data["parameters"].append({"name": "table", "datatype": "file", "normalize": True})
+    refused(tmp_path, data, "parameters[2].normalize", "normalize does not apply to a file")
+    with pytest.raises(JDLError, match=r"^parameters\[0\].normalize: 1 is not true or false"):
+        validate_definition(
+            JobDefinition(name="j", script="x", parameters=[ParameterDefinition("a", normalize=1)])  # type: ignore[arg-type]
+        )
 
 
 def test_string_default_within_options_and_no_control_characters(tmp_path: Path) -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from opus.core.phases import Phase
 from opus.server.managers import JobState, ManagedJob, ManagerError
 from opus.server.managers.slurm import SlurmManager
-from opus.server.phases import Phase
 from opus.settings import Settings
 from tests.conftest import LiveServer
 from tests.live_helpers import (

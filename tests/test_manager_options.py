@@ -10,10 +10,10 @@ from pathlib import Path
 
 import webtest
 
+from opus.core.layout import BATCH_SCRIPT, INTERNAL_DIR
 from opus.server.app import create_app
 from opus.server.managers import ManagedJob
 from opus.server.managers.local import LocalManager
-from opus.server.scripts import BATCH_SCRIPT, INTERNAL_DIR
 from opus.server.service import JobService
 
 
@@ -65,6 +65,6 @@ def test_options_reach_the_manager_and_not_the_script(settings, service: JobServ
     [submitted] = manager.submitted
     assert submitted.options == {"slurm_mem": "3G"}
     assert submitted.jobname == "sleep"
-    batch = (service.job_dir(job_id) / INTERNAL_DIR / BATCH_SCRIPT).read_text()
+    batch = (service.files.directory(job_id) / INTERNAL_DIR / BATCH_SCRIPT).read_text()
     assert "export duration=" in batch
     assert "slurm_mem" not in batch

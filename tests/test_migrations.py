@@ -17,8 +17,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Integer, MetaData, insert, inspect, select, text
 from sqlalchemy.engine import Engine, Inspector, make_url
 
+from opus.commandline import MAIN_MODULE, opus_command
+from opus.core.records import User
 from opus.server import schema
-from opus.server.storage import Base, JobRow, User, UserStore, make_engine
+from opus.server.storage import Base, JobRow, UserStore, make_engine
 from tests.conftest import DATABASES, free_port
 
 TABLES = {"jobs", "job_parameters", "job_results", "users", "leases"}
@@ -86,15 +88,36 @@ def opus(*args: str, url: str, tmp_path: Path) -> subprocess.CompletedProcess[st
     )
 
 
+# The `opus` command as the hints of the processes opus() starts spell it.
+COMMAND = opus_command(str(MAIN_MODULE))
+
+
+def refusal(url: str, command: str) -> str:
+    """What OPUS says of the database ``url`` of empty_url, which it must not open."""
+    path = schema._sqlite_file(make_url(url))
+    if path is not None:  # the file does not exist
+        return (
+            f"no OPUS database at {path} (a relative VAR_PATH is taken from the working "
+            f"directory, {Path.cwd()}): run OPUS from the directory where you ran "
+            f"`{command} init`, set OPUS_VAR_PATH or OPUS_SETTINGS, or create it with "
+            f"`{command} db upgrade`"
+        )
+    return (
+        f"the database {schema.display_url(url)} is not migrated (at revision none, "
+        f"expected {schema.head_revision()}; working directory {Path.cwd()}): "
+        f"run `{command} db upgrade`"
+    )
+
+
 # -- upgrade --------------------------------------------------------------------------
 
 
 def test_upgrade_of_an_empty_database(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == schema.head_revision() == "0001"
+    assert schema.upgrade(empty_url) == schema.head_revision() == "0002"
     engine = engine_of(empty_url, engines)
     assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
-    assert revision_rows(engine) == ["0001"]
-    assert schema.check(engine) == "0001"
+    assert revision_rows(engine) == ["0002"]
+    assert schema.check(engine) == "0002"
 
 
 def test_migrated_schema_equals_the_models(empty_url: str, engines: list[Engine]) -> None:
@@ -156,6 +179,7 @@ def test_cascading_deletes_work_after_migration(empty_url: str, engines: list[En
         phase_time=now,
         execution_duration=1,
         token_hash="",
+        version=0,
     )
     parameter = {"job_id": "j1", "name": "duration", "value": "1", "by_reference": False}
     parameters = Base.metadata.tables["job_parameters"]
@@ -169,11 +193,11 @@ def test_cascading_deletes_work_after_migration(empty_url: str, engines: list[En
 
 
 def test_upgrade_is_idempotent(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == "0001"
+    assert schema.upgrade(empty_url) == "0002"
     UserStore(engine_of(empty_url, engines)).add(a_user("kept"))
-    assert schema.upgrade(empty_url) == "0001"
+    assert schema.upgrade(empty_url) == "0002"
     engine = engine_of(empty_url, engines)
-    assert revision_rows(engine) == ["0001"]
+    assert revision_rows(engine) == ["0002"]
     assert differences(engine) == []
     assert UserStore(engine).get("kept") is not None
 
@@ -190,12 +214,12 @@ def test_pre_migration_database_is_stamped(empty_url: str, engines: list[Engine]
             table.drop(conn)
     Base.metadata.create_all(engine)  # what OPUS did before it had migrations
     UserStore(engine).add(a_user("old"))
-    with pytest.raises(schema.SchemaError, match="at revision none, expected 0001"):
+    with pytest.raises(schema.SchemaError, match="at revision none, expected 0002"):
         schema.check(engine)
 
-    assert schema.upgrade(empty_url) == "0001"
-    assert schema.check(engine) == "0001"
-    assert revision_rows(engine) == ["0001"]
+    assert schema.upgrade(empty_url) == "0002"
+    assert schema.check(engine) == "0002"
+    assert revision_rows(engine) == ["0002"]
     assert differences(engine) == []
     assert UserStore(engine).get("old") is not None, "the data is kept"
 
@@ -210,7 +234,7 @@ def test_database_of_an_older_version_gets_the_missing_tables(
         conn.execute(text("DROP TABLE alembic_version"))
         for name in ("users", "leases"):
             Base.metadata.tables[name].drop(conn)
-    assert schema.upgrade(empty_url) == "0001"
+    assert schema.upgrade(empty_url) == "0002"
     assert differences(engine) == []
 
 
@@ -223,14 +247,21 @@ def test_check_names_the_command_and_hides_the_password(
     url = make_url(empty_url)
     if url.get_backend_name() == "postgresql":
         url = url.set(password="s3cret")  # trust authentication ignores it
+        shown = url.render_as_string(hide_password=True)
+    else:
+        # A SQLite file without tables (test_check_names_a_missing_sqlite_file: none).
+        assert url.database is not None
+        Path(url.database).parent.mkdir(parents=True)
+        Path(url.database).touch()
+        shown = url.database  # the file, not the URL
     engine = engine_of(url.render_as_string(hide_password=False), engines)
     with pytest.raises(schema.SchemaError) as refused:
         schema.check(engine)
     message = str(refused.value)
-    shown = url.render_as_string(hide_password=True)
     assert message == (
-        f"the database {shown} is not migrated (at revision none, expected 0001): "
-        "run `opus db upgrade`"
+        f"the database {shown} is not migrated (at revision none, expected "
+        f"{schema.head_revision()}; working directory {Path.cwd()}): "
+        f"run `{opus_command()} db upgrade`"
     )
     assert "s3cret" not in message
 
@@ -246,9 +277,27 @@ def test_check_refuses_a_revision_it_does_not_know(empty_url: str, engines: list
 
 def test_check_does_not_create_a_sqlite_file(tmp_path: Path, engines: list[Engine]) -> None:
     path = tmp_path / "opus.db"
-    with pytest.raises(schema.SchemaError, match="not migrated"):
+    with pytest.raises(schema.SchemaError, match="no OPUS database at"):
         schema.check(engine_of(f"sqlite:///{path}", engines))
     assert not path.exists()
+
+
+def test_check_names_a_missing_sqlite_file(
+    tmp_path: Path, engines: list[Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`opus` run from another directory than `opus init` looks for var/opus.db there:
+    the message says where it looked, from where, and what to do."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(schema.SchemaError) as refused:
+        schema.check(engine_of("sqlite:///var/opus.db", engines))
+    command = opus_command()
+    assert str(refused.value) == (
+        f"no OPUS database at {tmp_path / 'var' / 'opus.db'} (a relative VAR_PATH is taken "
+        f"from the working directory, {tmp_path}): run OPUS from the directory where you "
+        f"ran `{command} init`, set OPUS_VAR_PATH or OPUS_SETTINGS, or create it with "
+        f"`{command} db upgrade`"
+    )
+    assert not (tmp_path / "var").exists()
 
 
 # -- the commands -----------------------------------------------------------------------
@@ -262,28 +311,24 @@ def test_commands_refuse_an_unmigrated_database(
         command += ["--port", str(free_port())]
     done = opus(*command, url=empty_url, tmp_path=tmp_path)
     assert done.returncode == 1, done
-    shown = schema.display_url(empty_url)
-    assert done.stderr == (
-        f"opus: the database {shown} is not migrated (at revision none, expected 0001): "
-        "run `opus db upgrade`\n"
-    )
+    assert done.stderr == f"opus: {refusal(empty_url, COMMAND)}\n"
     assert done.stdout == ""
 
 
 def test_db_upgrade_and_current(empty_url: str, tmp_path: Path) -> None:
     before = opus("db", "current", url=empty_url, tmp_path=tmp_path)
     assert before.returncode == 0, before.stderr
-    assert before.stdout == "none (not at head 0001: run `opus db upgrade`)\n"
+    assert before.stdout == f"none (not at head 0002: run `{COMMAND} db upgrade`)\n"
 
     shown = schema.display_url(empty_url)
     upgraded = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0001\n"
+    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0002\n"
     again = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
-    assert again.stdout == f"database {shown}: already at revision 0001 (head)\n"
+    assert again.stdout == f"database {shown}: already at revision 0002 (head)\n"
 
     after = opus("db", "current", url=empty_url, tmp_path=tmp_path)
-    assert after.returncode == 0 and after.stdout == "0001 (head)\n"
+    assert after.returncode == 0 and after.stdout == "0002 (head)\n"
     # Now the commands start: `opus user` works on the migrated database.
     listed = opus("user", "list", url=empty_url, tmp_path=tmp_path)
     assert listed.returncode == 0 and listed.stderr == ""
@@ -304,5 +349,33 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
 def test_init_migrates_a_new_database(empty_url: str, tmp_path: Path) -> None:
     done = opus("init", url=empty_url, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"database: {schema.display_url(empty_url)} (schema revision 0001)" in done.stdout
+    assert f"database: {schema.display_url(empty_url)} (schema revision 0002)" in done.stdout
     assert "shown once" in done.stdout
+
+
+def test_jobs_of_the_first_revision_get_a_version(empty_url: str, engines: list[Engine]) -> None:
+    """0002 adds jobs.version to a database at 0001 whose jobs are kept, at version 0."""
+    from alembic import command
+
+    database = make_url(empty_url).database
+    if make_url(empty_url).get_backend_name() == "sqlite" and database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = engine_of(empty_url, engines)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), "0001")
+        columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
+        assert "version" not in columns
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, jobname, owner, phase, creation_time, phase_time, "
+                "execution_duration, token_hash) VALUES ('old', 'sleep', 'anonymous', "
+                "'COMPLETED', :now, :now, 60, '')"
+            ),
+            {"now": now},
+        )
+    assert schema.upgrade(empty_url) == schema.head_revision()
+    with engine.connect() as conn:
+        rows = conn.execute(select(JobRow.id, JobRow.phase, JobRow.version)).all()
+    assert [tuple(row) for row in rows] == [("old", "COMPLETED", 0)]
+    assert differences(engine) == []

@@ -20,7 +20,7 @@ def test_notify_wakes_every_waiter_of_the_job_only() -> None:
             wake = waiter.wait(10)
             if wake is not None:
                 # Every waiter asks; one computes, the others reuse its value.
-                value = wake.once("x", lambda: computed.append(1) or len(computed))
+                value = wake.details(lambda: computed.append(1) or len(computed))
                 woken.append(f"{job_id}:{value}")
 
     threads = [threading.Thread(target=wait, args=(job,)) for job in ("a", "a", "b")]

@@ -42,10 +42,10 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.transport import response_content_type
 from schemathesis.generation import GenerationMode
 
+from opus.core.layout import INTERNAL_DIR, STDERR_FILE, TOKEN_FILE
+from opus.core.phases import Phase
 from opus.server.app import create_app
-from opus.server.phases import Phase
 from opus.server.routes.openapi import load_description
-from opus.server.scripts import INTERNAL_DIR, STDERR_FILE, TOKEN_FILE
 from opus.server.service import JobService
 from opus.settings import Settings
 from tests.conftest import SCHEMA_DIR, LiveServer, make_settings
@@ -401,11 +401,11 @@ def test_error_messages_with_control_characters_are_shown(
     app: Any, service: JobService, validate: Any
 ) -> None:
     job_id = app.post("/rest/fail").headers["Location"].rsplit("/", 1)[1]
-    job = service.get_job("fail", job_id)
-    stderr = service.stream_path(job, STDERR_FILE)
+    job = service.store.get_job(job_id)
+    stderr = service.files.layout(job_id).stream(STDERR_FILE)
     stderr.parent.mkdir(parents=True, exist_ok=True)
     stderr.write_bytes(b"\x1b[31mboom\x1b[0m\n")  # a script's colours
-    assert service._finish(job, Phase.ERROR, "failed\x07")
+    assert service.finish(job, Phase.ERROR, "failed\x07")
     validate(app.get(f"/rest/fail/{job_id}").body)
     message = app.get(f"/rest/fail/{job_id}/error").text
     assert "boom" in message and "\x1b" not in message and "\x07" not in message

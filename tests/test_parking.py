@@ -61,13 +61,17 @@ def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     for line in header_lines:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    length = int(headers["content-length"])
+    status = int(status_line.split()[1])
+    # A 304 has no body, and need not say so.
+    length = (
+        int(headers.get("content-length", "0")) if status == 304 else int(headers["content-length"])
+    )
     while len(body) < length:
         chunk = sock.recv(65536)
         assert chunk, "connection closed in the body"
         body += chunk
     assert len(body) == length, "more bytes than Content-Length"
-    return int(status_line.split()[1]), headers, body
+    return status, headers, body
 
 
 def job_path(job_id: str) -> str:
@@ -256,3 +260,31 @@ def test_a_stopping_server_answers_its_parked_requests(tmp_path: Path) -> None:
                 status, _, body = read_answer(sock)
                 assert status == 200 and parse_job(body).phase == "PENDING"
         live.process.wait(30)
+
+
+def test_a_parked_wait_answers_304_while_the_clients_copy_is_current(
+    server: LiveServer, client: Client
+) -> None:
+    """If-None-Match on a WAIT: a job that did not change by the deadline answers 304
+    (with its ETag, no body); one that changed answers its new document and ETag."""
+    path = job_path(client.create("sleep", {"duration": "1"}))
+    first = client.get(path)
+    etag = first.headers["ETag"]
+    assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
+    sock = send(server.port, f"{path}?WAIT=2", (f"If-None-Match: {etag}",))
+    try:
+        started = time.monotonic()
+        status, headers, body = read_answer(sock)
+        assert time.monotonic() - started > 1.5, "answered before its deadline"
+        assert (status, headers["etag"], body) == (304, etag, b"")
+        # The connection is kept for the next request, parked again, woken by a change.
+        sock.sendall(
+            f"GET {path}?WAIT=30 HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n".encode()
+        )
+        time.sleep(0.5)
+        client.post(f"{path}/phase", data={"PHASE": "ABORT"})
+        status, headers, body = read_answer(sock)
+        assert status == 200 and headers["etag"] != etag
+        assert parse_job(body).phase == "ABORTED"
+    finally:
+        sock.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opus.server.phases import ACTIVE, TERMINAL, TRANSITIONS, Phase, can_change, parse_phase
+from opus.core.phases import ACTIVE, TERMINAL, TRANSITIONS, Phase, can_change, parse_phase
 
 
 def test_terminal_phases_only_archive() -> None:
@@ -32,7 +32,7 @@ def test_parse_phase() -> None:
 
 
 def test_allowed_predecessors_follow_the_table() -> None:
-    from opus.server.phases import allowed_predecessors
+    from opus.core.phases import allowed_predecessors
 
     assert allowed_predecessors(Phase.QUEUED) == {
         Phase.PENDING,

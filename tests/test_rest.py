@@ -12,9 +12,10 @@ import pytest
 import webtest
 from pyvo.io.uws import parse_job, parse_job_list
 
-from opus.server.scripts import INTERNAL_DIR, STATUS_FILE, TOKEN_FILE
-from opus.server.service import JobService
-from opus.server.uwsxml import UWS_NS, format_time
+from opus.core.layout import INTERNAL_DIR, STATUS_FILE, TOKEN_FILE
+from opus.core.times import format_time
+from opus.server.service import JobService, reconcile
+from opus.server.uwsxml import UWS_NS
 
 U = f"{{{UWS_NS}}}"
 
@@ -33,7 +34,7 @@ def job_id_of(path: str) -> str:
 
 
 def token_of(service: JobService, job_id: str) -> str:
-    return (service.job_dir(job_id) / INTERNAL_DIR / TOKEN_FILE).read_text()
+    return (service.files.directory(job_id) / INTERNAL_DIR / TOKEN_FILE).read_text()
 
 
 def signal(app, service, job_id, phase, token=None, status=200, **extra):
@@ -44,12 +45,12 @@ def signal(app, service, job_id, phase, token=None, status=200, **extra):
 
 def finish_for_real(service: JobService, job_id: str, timeout: float = 30) -> None:
     """Wait until the job's process wrote its status, then let the reconciler apply it."""
-    status = service.job_dir(job_id) / INTERNAL_DIR / STATUS_FILE
+    status = service.files.directory(job_id) / INTERNAL_DIR / STATUS_FILE
     deadline = time.monotonic() + timeout
     while not status.exists():
         assert time.monotonic() < deadline, "the job did not finish"
         time.sleep(0.05)
-    service.reconcile()
+    reconcile(service)
 
 
 def count_jobs(app: webtest.TestApp, jobname: str = "sleep", query: str = "") -> int:
@@ -87,7 +88,8 @@ def test_create_gives_valid_pending_job(app, validate) -> None:
 
 def test_defaults_are_filled_in(app) -> None:
     path = create(app)
-    assert app.get(f"{path}/parameters/duration").text == "1.0"  # canonical xs:float
+    # The definition's default, as the definition writes it (default: 1).
+    assert app.get(f"{path}/parameters/duration").text == "1"
 
 
 def test_text_resources_equal_xml_values(app) -> None:
@@ -217,17 +219,17 @@ def test_abort_pending_job(app) -> None:
 def test_parameters_change_only_while_pending(app, validate) -> None:
     path = create(app)
     app.post(f"{path}/parameters", {"duration": "7"}, status=303)
-    assert app.get(f"{path}/parameters/duration").text == "7.0"
+    assert app.get(f"{path}/parameters/duration").text == "7"  # as the client sent it
     app.post(f"{path}/parameters", {"duration": "x"}, status=400)
     app.post(f"{path}/parameters", {"nosuch": "1"}, status=400)
-    assert app.get(f"{path}/parameters/duration").text == "7.0"
+    assert app.get(f"{path}/parameters/duration").text == "7"
     root = validate(app.get(f"{path}/parameters").body)
     assert root.tag == f"{U}parameters"
 
 
 def test_delete_and_action_delete(app, service) -> None:
     path = create(app)
-    job_dir = service.job_dir(job_id_of(path))
+    job_dir = service.files.directory(job_id_of(path))
     assert job_dir.is_dir()
     assert path_of(app.delete(path)) == "/rest/sleep"
     app.get(path, status=404)
@@ -331,7 +333,7 @@ def test_archived_jobs_hidden_unless_asked(app, service) -> None:
 
 
 def _archived():
-    from opus.server.phases import Phase
+    from opus.core.phases import Phase
 
     return Phase.ARCHIVED
 
@@ -347,7 +349,7 @@ def test_upload_runs_append_text(app, service) -> None:
     )
     path = path_of(response)
     job_id = job_id_of(path)
-    names = [p.name for p in service.job_dir(job_id).iterdir()]
+    names = [p.name for p in service.files.directory(job_id).iterdir()]
     assert "my_notes_.txt" in names
     finish_for_real(service, job_id)
     assert app.get(f"{path}/phase").text == "COMPLETED"
@@ -450,7 +452,7 @@ def test_unnamed_result_files_are_served_under_their_name(app, service) -> None:
     job_id = job_id_of(path)
     finish_for_real(service, job_id)
     job = service.store.get_job(job_id)
-    extra = service.job_dir(job_id) / "results" / "extra notes.csv"
+    extra = service.files.directory(job_id) / "results" / "extra notes.csv"
     extra.write_text("a,b\n")
     results = {r.result_id: r for r in service.collect_results(job)}
     assert results["extra notes.csv"].content_type == "text/csv"
@@ -470,7 +472,7 @@ def test_result_file_names_with_control_characters(app, service, validate) -> No
     job_id = job_id_of(path)
     finish_for_real(service, job_id)
     job = service.store.get_job(job_id)
-    (service.job_dir(job_id) / "results" / "bad\x1bname\n.txt").write_text("x")
+    (service.files.directory(job_id) / "results" / "bad\x1bname\n.txt").write_text("x")
     results = service.collect_results(job)
     service.store.change_phase(job_id, {job.phase}, job.phase, results=results)
     root = validate(app.get(f"{path}/results").body)

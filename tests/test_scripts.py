@@ -8,17 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from opus.server.scripts import (
+from opus.core.layout import (
     INTERNAL_DIR,
     JOB_SCRIPT,
     RESULTS_DIR,
     STATUS_FILE,
     STDERR_FILE,
     TOKEN_FILE,
-    BatchJob,
-    check_name,
-    render_batch_script,
 )
+from opus.server.scripts import BatchJob, check_name, render_batch_script
 from tests.conftest import free_port
 
 HOSTILE_VALUES = [

@@ -63,9 +63,58 @@ def test_unknown_name_in_settings_file(tmp_path: Path) -> None:
         load_settings(environ={"OPUS_SETTINGS": str(settings_file)})
 
 
+def test_signal_base_url_defaults_to_base_url(tmp_path: Path) -> None:
+    env = {"OPUS_VAR_PATH": str(tmp_path), "OPUS_BASE_URL": "https://opus.example.org/"}
+    assert load_settings(environ=env).SIGNAL_BASE_URL == "https://opus.example.org"
+    # Compute nodes call back on an internal address; BASE_URL stays the public one.
+    env["OPUS_SIGNAL_BASE_URL"] = "http://opus-host.cluster:8080/"
+    settings = load_settings(environ=env)
+    assert settings.SIGNAL_BASE_URL == "http://opus-host.cluster:8080"
+    assert settings.BASE_URL == "https://opus.example.org"
+    assert Settings(VAR_PATH=tmp_path).SIGNAL_BASE_URL == Settings().BASE_URL
+
+
+def test_relative_paths_of_a_settings_file_are_taken_from_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another directory, `opus` finds the same data, not a second, empty one."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    settings_file = etc / "settings.py"
+    settings_file.write_text("VAR_PATH = 'data'\nJOBS_PATH = '../jobs'\nJDL_PATH = '~/defs'\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in (str(settings_file), "../etc/settings.py"):
+        settings = load_settings(environ={"OPUS_SETTINGS": name})
+        assert settings.VAR_PATH == etc / "data"
+        assert settings.DATABASE_URL == f"sqlite:///{etc / 'data' / 'opus.db'}"
+        assert settings.jobs_path == tmp_path / "jobs"
+        assert settings.jdl_path == tmp_path / "home" / "defs"  # ~ is not relative
+    # From the environment (or the default), relative to the working directory.
+    env = {"OPUS_SETTINGS": str(settings_file), "OPUS_VAR_PATH": "var"}
+    settings = load_settings(environ=env)
+    assert settings.VAR_PATH == elsewhere / "var"
+    assert settings.jobs_path == tmp_path / "jobs"  # still from the file
+    assert load_settings(environ={}).VAR_PATH == elsewhere / "var"
+    # Absolute paths are kept.
+    settings_file.write_text(f"VAR_PATH = {str(tmp_path / 'abs')!r}\n")
+    assert load_settings(environ={"OPUS_SETTINGS": str(settings_file)}).VAR_PATH == (
+        tmp_path / "abs"
+    )
+
+
+def test_every_field_is_a_setting() -> None:
+    """Settings holds the settings and nothing else (no catch-all field)."""
+    names = list(Settings.__dataclass_fields__)
+    assert names and all(name.isupper() for name in names)
+    assert not hasattr(Settings(), "extra")
+
+
 def test_example_settings_file_lists_every_setting() -> None:
     example = (Path(__file__).resolve().parents[1] / "settings.py.example").read_text()
-    names = [name for name in Settings.__dataclass_fields__ if name.isupper()]
+    names = list(Settings.__dataclass_fields__)
     missing = [name for name in names if f"{name} =" not in example]
     assert not missing, f"settings.py.example lacks {missing}"
     docs = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()

@@ -15,20 +15,22 @@ from pathlib import Path
 
 import pytest
 
+from opus.core.phases import Phase
 from opus.server.managers import JobState, ManagedJob, ManagerError, make_manager
 from opus.server.managers.slurm import (
-    SLURM_PHASES,
     CommandResult,
     Runner,
     SlurmManager,
+    prefixed,
+    run_command,
+)
+from opus.server.managers.slurm_output import (
+    SLURM_PHASES,
     accounting_enabled,
     parse_sbatch_id,
     parse_states,
-    prefixed,
-    run_command,
     slurm_job_state,
 )
-from opus.server.phases import Phase
 from opus.settings import Settings, SettingsError
 
 

@@ -9,20 +9,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import delete, insert, select, text, update
 
-from opus.server.phases import Phase
-from opus.server.storage import (
-    Job,
-    JobRow,
-    JobStore,
-    Parameter,
-    Result,
-    ResultRow,
-    User,
-    UserStore,
-    make_engine,
-)
+from opus.core.phases import Phase
+from opus.core.records import Job, Parameter, Result, User
+from opus.server.storage import JobRow, JobStore, ParameterRow, ResultRow, UserStore, make_engine
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -128,7 +119,10 @@ def test_deleting_a_job_while_it_finishes_does_not_deadlock(store: JobStore) -> 
     deleting.join(60)
     assert outcome == [None]
     assert store.get_job("j1") is None
-    assert store.get_results("j1") == [] and store.get_parameters("j1") == []
+    with store.engine.connect() as conn:
+        for table in (ResultRow, ParameterRow):
+            rows = conn.execute(select(table).where(table.job_id == "j1")).all()
+            assert rows == [], table.__tablename__
 
 
 def wait_until_blocked(store: JobStore) -> None:
@@ -155,6 +149,6 @@ def test_keys_with_nul_match_nothing(store: JobStore) -> None:
     users = UserStore(store.engine)
     users.add(User("alice", (), True, "hash", None, START))
     assert users.get("alice\x00") is None
-    assert users.update("alice\x00", active=False) is False
+    assert users.set_active("alice\x00", False) is False
     assert users.delete("alice\x00") is False
     assert users.get("alice") is not None and store.get_job("j1") is not None

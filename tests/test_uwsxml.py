@@ -6,42 +6,48 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from opus.core.phases import Phase
+from opus.core.records import Job, JobDetails, JobSummary, Parameter, Result
+from opus.core.times import format_time, parse_time
 from opus.server.uwsxml import (
     UWS_NS,
-    JobRef,
-    JobView,
-    ParameterView,
-    ResultView,
-    format_time,
     job_document,
     job_list_chunks,
     parameters_document,
-    parse_time,
     results_document,
 )
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
-def make_view(**changes) -> JobView:
+BASE_URL = "http://x"
+
+
+def make_view(parameters=None, results=None, **changes) -> JobDetails:
     values = dict(
-        job_id="abc",
+        id="abc",
+        jobname="sleep",
         run_id='run <1> & "quoted"',
         owner="anonymous",
-        phase="ERROR",
+        phase=Phase.ERROR,
         quote=None,
         creation_time=T0,
         start_time=T0,
         end_time=None,
         execution_duration=60,
-        destruction=T0 + timedelta(days=30),
-        parameters=[ParameterView("duration", "1"), ParameterView("input", "http://x/y", True)],
-        results=[ResultView("output", "http://x/store/abc/output", 12, "text/plain")],
+        destruction_time=T0 + timedelta(days=30),
+        phase_time=T0,
         error_type="fatal",
         error_message="the job script exited with status 1",
+        external_id=None,
+        token_hash="",
     )
     values.update(changes)
-    return JobView(**values)
+    if parameters is None:
+        parameters = [Parameter("duration", "1"), Parameter("input", "http://x/y", True)]
+    if results is None:
+        results = [Result("output", "results/output", "text/plain", 12, "0" * 64)]
+    return JobDetails(Job(**values), tuple(parameters), tuple(results))
 
 
 def test_time_format_is_utc_with_z() -> None:
@@ -69,7 +75,7 @@ def test_parse_time_rejects_garbage() -> None:
 
 
 def test_job_document_is_valid_and_ordered(validate) -> None:
-    root = validate(job_document(make_view()))
+    root = validate(job_document(make_view(), BASE_URL))
     assert root.get("version") == "1.1"
     names = [child.tag.split("}")[1] for child in root]
     assert names == [
@@ -97,15 +103,15 @@ def test_job_document_is_valid_and_ordered(validate) -> None:
 def test_minimal_job_document_is_valid(validate) -> None:
     view = make_view(
         run_id=None,
-        phase="PENDING",
+        phase=Phase.PENDING,
         start_time=None,
-        destruction=None,
+        destruction_time=None,
         parameters=[],
         results=[],
         error_message=None,
         quote=T0,
     )
-    root = validate(job_document(view))
+    root = validate(job_document(view, BASE_URL))
     nil = "{http://www.w3.org/2001/XMLSchema-instance}nil"
     assert root.find(f"{{{UWS_NS}}}startTime").get(nil) == "true"
     assert root.find(f"{{{UWS_NS}}}runId") is None
@@ -114,13 +120,14 @@ def test_minimal_job_document_is_valid(validate) -> None:
 def test_parameters_and_results_documents_are_valid(validate) -> None:
     view = make_view()
     validate(parameters_document(view.parameters))
-    validate(results_document(view.results))
-    validate(results_document([]))
+    validate(results_document(view, BASE_URL))
+    validate(results_document(make_view(results=[]), BASE_URL))
 
 
 def test_job_list_streams_in_chunks(validate) -> None:
     refs = [
-        JobRef(f"job{i}", "PENDING", "r" if i % 2 else None, "anonymous", T0) for i in range(1200)
+        JobSummary(f"job{i}", Phase.PENDING, "r" if i % 2 else None, "anonymous", T0)
+        for i in range(1200)
     ]
     chunks = list(job_list_chunks(refs, "http://x/rest/sleep", chunk_rows=500))
     assert len(chunks) >= 3  # written as it goes, not in one piece

@@ -1,32 +1,37 @@
-"""create_app(settings) → a bottle application wired to a JobService.
+"""The one place a server process is assembled: stores, service, trees, background.
 
-It builds the one engine of the process, the job store, the manager and the job
-definitions, installs the route modules and turns domain errors into one-line
-text/plain answers (4xx); anything unexpected is logged with its traceback and
-answered 500 without details.
+``create_application(settings)`` opens the process's database (checked to be at the
+schema revision of this OPUS), builds the JobService on it with the manager and the job
+definitions, and merges one bottle application per HTTP tree into the root
+application: UWS (/rest), the result store (/store), the signal handler (/handler),
+SCIM (/scim/v2) and the OpenAPI description (/openapi.json). Each tree renders its own
+errors (plain text, or SCIM's JSON); the root renders requests no route matches the
+way the tree of their path would. The background threads of the process belong to
+the application's ``Background`` (started by `opus serve` and wsgi.py, stopped on
+shutdown).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import bottle
 
 from opus.server import schema
 from opus.server.auth import Authenticator, UserManager
-from opus.server.errors import OpusError
+from opus.server.background import Background
 from opus.server.jdl import JDLRegistry
 from opus.server.managers import make_manager
-from opus.server.notify import FeedListener
+from opus.server.parking import Parker
 from opus.server.routes import handler, openapi, scim, store, uws
-from opus.server.routes.common import TEXT_CONTENT_TYPE
-from opus.server.service import JobService, Reconciler
-from opus.server.storage import JobStore, UserStore, make_engine
+from opus.server.routes.common import TEXT_CONTENT_TYPE, caller, plain_tree
+from opus.server.routes.scim_messages import ScimError
+from opus.server.service import JobService
+from opus.server.storage import Database, UserStore
+from opus.server.uwsxml import JobDocuments
 from opus.settings import Settings
 
 log = logging.getLogger("opus.app")
@@ -47,95 +52,88 @@ def init_data(settings: Settings) -> None:
         log.info("seeded example job definitions into %s", jdl_path)
 
 
-def open_store(settings: Settings) -> JobStore:
-    """The process's JobStore (creates the data directories if needed).
+def open_database(settings: Settings) -> Database:
+    """The process's stores (creates the data directories if needed).
 
     The database must be at the current schema revision (`opus db upgrade`):
     schema.SchemaError otherwise, whose message says so.
     """
     init_data(settings)
-    engine = make_engine(settings.DATABASE_URL)
+    database = Database.open(settings.DATABASE_URL)
     try:
-        schema.check(engine)
+        schema.check(database.engine)
     except BaseException:
-        engine.dispose()
+        database.dispose()
         raise
-    return JobStore(engine)
+    return database
 
 
-def build_service(settings: Settings) -> JobService:
-    """The JobService of this process."""
-    job_store = open_store(settings)
-    return JobService(settings, job_store, make_manager(settings), JDLRegistry(settings.jdl_path))
+def build_service(settings: Settings, database: Database | None = None) -> JobService:
+    """The JobService of this process (on ``database``, or on one it opens)."""
+    database = database or open_database(settings)
+    return JobService(
+        settings, database.jobs, make_manager(settings), JDLRegistry(settings.jdl_path)
+    )
 
 
-def _plain_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
-    """Bottle plugin: domain errors → 4xx one-liners, the rest → logged 500."""
+@dataclass(frozen=True)
+class Application:
+    """A server process: its WSGI application, its service and its background threads."""
 
-    @functools.wraps(callback)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return callback(*args, **kwargs)
-        except bottle.HTTPResponse:
-            raise
-        except OpusError as exc:
-            return bottle.HTTPResponse(
-                status=exc.status, body=f"{exc}\n", headers={"Content-Type": TEXT_CONTENT_TYPE}
-            )
-        except Exception:
-            log.exception("%s %s failed", bottle.request.method, bottle.request.path)
-            return bottle.HTTPResponse(
-                status=500,
-                body="internal server error\n",
-                headers={"Content-Type": TEXT_CONTENT_TYPE},
-            )
-
-    return wrapper
+    wsgi: bottle.Bottle
+    service: JobService
+    background: Background
 
 
-def _error_page(error: bottle.HTTPError) -> str:
-    bottle.response.content_type = TEXT_CONTENT_TYPE
-    return f"{error.status_line}\n"
-
-
-def create_app(
-    settings: Settings, service: JobService | None = None, start_reconciler: bool = False
-) -> bottle.Bottle:
-    """The OPUS WSGI application."""
+def create_application(settings: Settings, service: JobService | None = None) -> Application:
+    """The OPUS application of this process (its background threads not started)."""
     service = service or build_service(settings)
-    app = bottle.Bottle()
-    app.install(_plain_errors)
-    app.default_error_handler = _error_page  # type: ignore[method-assign]
-    app.config["opus.service"] = service
-    user_store = UserStore(service.store.engine)
-    authn = Authenticator(settings, user_store)
-    uws.install(app, service, authn)
-    store.install(app, service, authn)
-    scim.install(app, UserManager(user_store), authn)
-    openapi.install(app, settings)
-    handler.install(app, service)
+    # One engine per process: the users' store shares the jobs'.
+    users = UserStore(service.store.engine)
+    authn = Authenticator(settings, users)
+    documents = JobDocuments(settings.BASE_URL)
+    parker = Parker(service, documents)
+    root = bottle.Bottle()
+    for tree in (
+        uws.tree(service, authn, documents, parker),
+        store.tree(service, authn),
+        handler.tree(service),
+        scim.tree(UserManager(users), authn),
+        openapi.tree(settings),
+        _index_tree(service, authn, settings),
+    ):
+        root.merge(tree)
+    root.default_error_handler = _unmatched
+    return Application(root, service, Background(service, parker))
+
+
+def create_app(settings: Settings, service: JobService | None = None) -> bottle.Bottle:
+    """The OPUS WSGI application, without background threads (tests, embedding)."""
+    return create_application(settings, service).wsgi
+
+
+def _index_tree(service: JobService, authn: Authenticator, settings: Settings) -> bottle.Bottle:
+    """/: what this server is, and its job lists (plain text)."""
+    app = plain_tree()
 
     @app.get("/")
-    def index():
-        authn.caller(bottle.request)
-        bottle.response.content_type = TEXT_CONTENT_TYPE
-        names = service.registry.names()
+    def index() -> bottle.HTTPResponse:
+        names = service.job_types(caller(authn))
         lines = ["OPUS job server (UWS 1.1)", "", "Job types (UWS job lists):"]
         lines += [f"  {settings.BASE_URL}/rest/{name}" for name in names]
-        return "\n".join(lines) + "\n"
+        body = "\n".join(lines) + "\n"
+        return bottle.HTTPResponse(body=body, headers={"Content-Type": TEXT_CONTENT_TYPE})
 
-    if start_reconciler:
-        start_background(app, service)
     return app
 
 
-def start_background(app: bottle.Bottle, service: JobService) -> None:
-    """The threads of a serving process: the reconciler, and (PostgreSQL) the listener
-    that wakes this process's WAIT requests when another process changes a job."""
-    reconciler = Reconciler(service)
-    reconciler.start()
-    app.config["opus.reconciler"] = reconciler
-    if service.store.listens:
-        listener = FeedListener(service.store.open_feed, service.notifier)  # type: ignore[arg-type]
-        listener.start()
-        app.config["opus.listener"] = listener
+def _unmatched(error: bottle.HTTPError) -> str:
+    """A request no route answers (404, 405), rendered as its path's tree renders errors."""
+    if bottle.request.path.startswith("/scim/"):
+        answer = ScimError(error.status_code, error.body or error.status_line).response()
+        for name, value in answer.headerlist:
+            bottle.response.set_header(name, value)
+        body: str = answer.body
+        return body
+    bottle.response.content_type = TEXT_CONTENT_TYPE
+    return f"{error.status_line}\n"

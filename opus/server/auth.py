@@ -1,11 +1,12 @@
-"""Who is asking: users, tokens, passwords and the permission checks of every route.
+"""Who is asking: users, their tokens and passwords, and the Authenticator of every tree.
 
 Requests authenticate with HTTP Basic ``name:token`` (as OPUS clients always did) or
 ``Authorization: Bearer token``. Only a SHA-256 of each API token is stored (tokens
 carry 256 random bits, so a fast hash is enough); web passwords are hashed with scrypt,
 a memory-hard KDF. Wrong credentials get a 401 that never says whether the user exists.
 Requests without credentials are the shared owner ``anonymous`` when ALLOW_ANONYMOUS
-is true, else 401. No address or forwarded header ever counts for identity.
+is true, else 401. No address or forwarded header ever counts for identity. The rules
+of what a caller may do are the core's (opus.core.access), applied by the service.
 """
 
 from __future__ import annotations
@@ -16,37 +17,21 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
 
-import bottle
-from sqlalchemy.exc import IntegrityError
-
-from opus.server.storage import User, UserStore
-from opus.server.uwsxml import utcnow
+from opus.core.access import ANONYMOUS, Caller
+from opus.core.errors import Unauthorized
+from opus.core.records import User
+from opus.core.times import utcnow
+from opus.server.storage import UserStore
 from opus.settings import Settings
 
-ANONYMOUS = "anonymous"
-ADMIN_ROLE = "admin"
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 ROLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-CHALLENGE = 'Basic realm="OPUS", Bearer realm="OPUS"'
 
 
 class UserError(ValueError):
     """A user operation refused: bad name or role, name taken, no such user."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The identity behind a request."""
-
-    name: str
-    roles: frozenset[str] = frozenset()
-
-    @property
-    def is_admin(self) -> bool:
-        return ADMIN_ROLE in self.roles
 
 
 def new_token() -> str:
@@ -55,6 +40,7 @@ def new_token() -> str:
 
 
 def hash_token(token: str) -> str:
+    """The stored form of a token (API or job signal token): its SHA-256, in hex."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -68,6 +54,7 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, stored: str | None) -> bool:
+    """True when ``password`` is the one ``stored`` (an hash_password value) was made of."""
     if not stored:
         return False
     try:
@@ -88,6 +75,7 @@ def verify_password(password: str, stored: str | None) -> bool:
 
 
 def check_roles(roles: list[str]) -> tuple[str, ...]:
+    """The roles, each checked against ROLE_NAME, without repeats (UserError)."""
     for role in roles:
         if not ROLE_NAME.fullmatch(role):
             raise UserError(f"invalid role name {role!r}")
@@ -115,63 +103,72 @@ class UserManager:
             password_hash=hash_password(password) if password else None,
             creation_time=utcnow(),
         )
-        try:
-            self.users.add(user)
-        except IntegrityError:
-            raise UserError(f"user {name!r} already exists") from None
+        if not self.users.add(user):
+            raise UserError(f"user {name!r} already exists")
         return user, token
+
+    def get(self, name: str) -> User | None:
+        """The user called ``name``, or None."""
+        return self.users.get(name)
+
+    def all(self) -> list[User]:
+        """Every user, by name."""
+        return self.users.all()
+
+    def count(self) -> int:
+        """How many users there are."""
+        return self.users.count()
 
     def rotate_token(self, name: str) -> str:
         """A new token for the user; the old one stops working at once."""
         token = new_token()
-        if not self.users.update(name, token_hash=hash_token(token)):
+        if not self.users.set_token_hash(name, hash_token(token)):
             raise UserError(f"no user {name!r}")
         return token
 
     def set_active(self, name: str, active: bool) -> None:
-        if not self.users.update(name, active=active):
+        """Enable or disable a user (a disabled user's requests get 401)."""
+        if not self.users.set_active(name, active):
             raise UserError(f"no user {name!r}")
 
     def set_roles(self, name: str, roles: list[str]) -> None:
         """Replace the user's roles (checked like those given at creation)."""
-        if not self.users.update(name, roles=check_roles(roles)):
+        if not self.users.set_roles(name, check_roles(roles)):
             raise UserError(f"no user {name!r}")
 
     def set_password(self, name: str, password: str) -> None:
-        if not self.users.update(name, password_hash=hash_password(password)):
+        """Set the user's web password (stored as an scrypt hash)."""
+        if not self.users.set_password_hash(name, hash_password(password)):
             raise UserError(f"no user {name!r}")
 
     def delete(self, name: str) -> None:
+        """Delete a user (their jobs stay)."""
         if not self.users.delete(name):
             raise UserError(f"no user {name!r}")
 
 
-def _unauthorized(reason: str) -> bottle.HTTPResponse:
-    return bottle.HTTPResponse(
-        status=401,
-        body=f"{reason}\n",
-        headers={"Content-Type": "text/plain; charset=UTF-8", "WWW-Authenticate": CHALLENGE},
-    )
-
-
 class Authenticator:
-    """Turns a request's Authorization header into a Caller (or a 401)."""
+    """Turns a request's Authorization header into a Caller (or Unauthorized)."""
 
     def __init__(self, settings: Settings, users: UserStore) -> None:
         self.settings = settings
         self.users = users
 
-    def caller(self, request: bottle.BaseRequest) -> Caller:
-        header = request.get_header("Authorization", "")
-        if not header:
+    def caller(self, authorization: str) -> Caller:
+        """The caller an Authorization header value (empty: none) stands for.
+
+        Raises Unauthorized (401) for missing credentials when ALLOW_ANONYMOUS is off,
+        and for credentials that identify no active user.
+        """
+        if not authorization:
             if self.settings.ALLOW_ANONYMOUS:
                 return Caller(ANONYMOUS)
-            raise _unauthorized("authentication required")
-        scheme, _, credentials = header.strip().partition(" ")
+            raise Unauthorized("authentication required")
+        scheme, _, credentials = authorization.strip().partition(" ")
         user = self._user(scheme.lower(), credentials.strip())
         if user is None or not user.active:
             # One answer for unknown users, wrong tokens and disabled accounts.
-            raise _unauthorized("invalid credentials")
+            raise Unauthorized("invalid credentials")
         return Caller(user.name, frozenset(user.roles))
 
     def _user(self, scheme: str, credentials: str) -> User | None:
@@ -191,18 +188,3 @@ class Authenticator:
         if hmac.compare_digest(hash_token(token), expected):
             return user
         return None
-
-
-ALL_JOB_TYPES_ROLE = "all"
-
-
-def may_use(caller: Caller, jobname: str, settings: Settings) -> bool:
-    """True when the caller may create jobs of this type (CHECK_PERMISSIONS)."""
-    if not settings.CHECK_PERMISSIONS or caller.is_admin:
-        return True
-    return jobname in caller.roles or ALL_JOB_TYPES_ROLE in caller.roles
-
-
-def can_access(caller: Caller, job_owner: str) -> bool:
-    """True when the caller may see and change a job of ``job_owner``."""
-    return caller.is_admin or caller.name == job_owner

@@ -11,19 +11,35 @@ reference handler is served by this same function.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import resource
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from cheroot import wsgi
 
-from opus.server.parking import MAX_PARKED, PARK_KEY, ParkTicket, raise_descriptor_limit
+from opus.server.parking import MAX_PARKED, PARK_KEY, ParkTicket
+
+log = logging.getLogger("opus.httpserver")
 
 # Room for multipart boundaries and form fields around the largest upload.
 BODY_OVERHEAD = 1024 * 1024
 SOCKET_TIMEOUT = 60
 COPY_CHUNK = 256 * 1024
+
+
+def raise_descriptor_limit() -> None:
+    """Raise this process's soft limit on open files to its hard limit (every open
+    connection, idle or parked, holds a descriptor)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and soft != resource.RLIM_INFINITY:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 class ChunkedBodies:
@@ -81,8 +97,10 @@ class ParkingGateway(wsgi.Gateway_10):
     later. Any other request is served as cheroot's own gateway does.
     """
 
-    def get_environ(self) -> dict[str, Any]:
-        environ = super().get_environ()
+    # cheroot's stubs declare Gateway.get_environ without a type (returning None);
+    # Gateway_10's returns the WSGI environ.
+    def get_environ(self) -> dict[str, Any]:  # type: ignore[override]
+        environ: dict[str, Any] = super().get_environ()  # type: ignore[no-untyped-call]
         req = self.req
         if (
             req.method == b"GET"
@@ -172,17 +190,24 @@ def serve(
     threads: int,
     max_body: int | None = None,
     reuse_port: bool = False,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then stop gracefully."""
+    """Serve until SIGINT or SIGTERM, then stop gracefully.
+
+    ``on_stop`` runs first when the server stops: the application's background
+    (Background.stop), which answers parked WAIT requests while their connections are
+    still open.
+    """
     raise_descriptor_limit()
     server = make_server(app, host, port, threads, max_body, reuse_port)
     ended = threading.Event()
 
     def stop_all() -> None:
-        # Parked WAIT requests get their answer (the job as it is) before the end.
-        parker = getattr(app, "config", {}).get("opus.parker")
-        if parker is not None:
-            parker.stop()
+        if on_stop is not None:
+            try:
+                on_stop()
+            except Exception:
+                log.exception("stopping the background threads failed")
         # cheroot ignores a stop before it is ready: a signal that came during the
         # start-up stops the server once it serves (or is dropped if it never does).
         while not server.ready and not ended.wait(0.05):

@@ -2,12 +2,11 @@
 
 The JobService calls ``notify(job_id)`` after every phase change it makes; waiters
 sleep on a per-request event, so a change wakes them at once (no polling loop). All the
-waiters one change wakes share a ``Wake``: the first of them reads the job and renders
-its document, the others reuse it, so waking 200 clients costs one database read, not
-200. Requests that wait in their thread are capped below the server's thread count, so
-blocked WAIT requests can never take every thread: past the cap, WAIT returns at once,
-which UWS allows. Parked requests (parking.py) hold no thread and are subscribed with
-``add``, outside that cap.
+waiters one change wakes share a ``Wake`` (waiting.py), so waking 200 clients costs one
+database read, not 200. Requests that wait in their thread are capped below the
+server's thread count, so blocked WAIT requests can never take every thread: past the
+cap, WAIT returns at once, which UWS allows. Parked requests (parking.py) hold no
+thread and are subscribed with ``add``, outside that cap.
 
 A server of several processes (PostgreSQL) also hears the changes made by the others:
 ``FeedListener`` turns the job ids of a ``PhaseFeed`` (LISTEN/NOTIFY) into ``notify``
@@ -21,28 +20,11 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Protocol
+
+from opus.server.waiting import Wake
 
 log = logging.getLogger("opus.notify")
-
-
-class Wake:
-    """What the waiters woken by one change share: computed once, reused by all."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, Any] = {}
-
-    def once(self, key: str, compute: Callable[[], Any]) -> Any:
-        """``compute()`` the first time ``key`` is asked for, the same value afterwards."""
-        # Once computed, readers take no lock: many woken threads contending for one
-        # lock each cost a context switch.
-        if key in self._values:
-            return self._values[key]
-        with self._lock:
-            if key not in self._values:
-                self._values[key] = compute()
-            return self._values[key]
 
 
 class Waiter:
@@ -88,11 +70,10 @@ class PhaseNotifier:
         Subscribe *before* reading the job's phase: a change between the read and the
         wait still wakes the waiter, so no wake-up is lost.
         """
-        waiter: Waiter | None = Waiter()
+        waiter: Waiter | None = None
         with self._lock:
-            if self._count >= self.max_waiters:
-                waiter = None
-            else:
+            if self._count < self.max_waiters:
+                waiter = Waiter()
                 self._waiters.setdefault(job_id, set()).add(waiter)
                 self._count += 1
         try:

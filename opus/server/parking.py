@@ -19,16 +19,17 @@ connection's (if the client goes and the HTTP server closes its descriptor, the 
 cannot be reused for another client's connection while the Parker may still write on
 it), or the one the HTTP server gave up.
 
-The semantics are those of JobService.wait: the answer is the job as the change left
-it, or as it is at the deadline; a job looked at every few seconds catches changes no
-notification reports (`opus maintenance` on SQLite); a deleted job answers 404.
-Parking is used for HTTP/1.1 GET requests without a body, on a server without TLS;
-anything else waits in its thread.
+The rules are those of JobService.wait, the same ``Wait`` (waiting.py): the answer is
+the job as the change left it, or as it is at the deadline; a job looked at every
+RECHECK_SECONDS catches changes no notification reports (`opus maintenance` on SQLite);
+a deleted job answers 404; a client whose If-None-Match names the answer's ETag gets
+304. Parking is used for HTTP/1.1 GET requests without a body, on a server without
+TLS; anything else waits in its thread.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import heapq
 import itertools
 import logging
@@ -40,38 +41,31 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opus.server.errors import OpusError
-from opus.server.phases import ACTIVE, Phase
-from opus.server.routes.common import TEXT_CONTENT_TYPE
-from opus.server.storage import Job
+from opus.core.access import Caller
+from opus.core.errors import OpusError
+from opus.core.phases import Phase
+from opus.core.records import JobDetails
+from opus.server.answers import http_date, send_answer
+from opus.server.routes.common import TEXT_CONTENT_TYPE, etag_matches
+from opus.server.uwsxml import XML_CONTENT_TYPE
+from opus.server.waiting import RECHECK_SECONDS, Wait, Wake
+
+if TYPE_CHECKING:
+    from opus.server.service import JobService
+    from opus.server.uwsxml import JobDocuments
 
 log = logging.getLogger("opus.parking")
 
 # The WSGI environ key under which the HTTP server offers to park a request.
 PARK_KEY = "opus.park"
-# How often parked requests are looked at without a notification (as JobService.wait).
-RECHECK_SECONDS = 5.0
-# A client that does not read its answer gets this long before its connection goes.
-SEND_TIMEOUT = 30.0
 # Parked requests per process at most; past it, WAIT holds a thread as before. Each
 # holds two descriptors (the server's and the Parker's), under the process's limit.
 MAX_PARKED = 10_000
 FD_HEADROOM = 512
 INTERNAL_ERROR = b"internal server error\n"
-
-
-def raise_descriptor_limit() -> None:
-    """Raise this process's soft limit on open files to its hard limit (every open
-    connection, idle or parked, holds a descriptor)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard and soft != resource.RLIM_INFINITY:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 class ParkTicket:
@@ -94,37 +88,47 @@ class ParkedWaiter:
     def __init__(
         self,
         parker: Parker,
+        caller: Caller,
         jobname: str,
         job_id: str,
-        phase: Phase | None,
-        deadline: float,
+        wait: Wait,
+        if_none_match: str | None,
     ) -> None:
         self.parker = parker
+        self.caller = caller
         self.jobname = jobname
         self.job_id = job_id
-        self.phase = phase
-        self.deadline = deadline
+        self.wait = wait
+        self.if_none_match = if_none_match
         self.connection: Any = None
         self.sock: socket.socket | None = None
         self.keep_alive = True
         self.done = False
         # A change that came before the HTTP server handed the connection over.
-        self.wake: Any = None
+        self.wake: Wake | None = None
         self.counted_out = False
 
-    def set(self, wake: Any) -> None:
+    def read(self) -> JobDetails:
+        """The job as it is now (raises like JobService.get_job)."""
+        return self.parker.service.get_job(self.caller, self.jobname, self.job_id)
+
+    def set(self, wake: Wake) -> None:
         """Called by PhaseNotifier.notify (any thread): hand the wake to the Parker."""
         self.parker.queue.put(("wake", self, wake))
 
 
 class Parker:
-    """Answers the parked WAIT requests of one process, from one thread."""
+    """Answers the parked WAIT requests of one process, from one thread.
 
-    def __init__(self, service: Any, render: Callable[[Job], bytes], content_type: str) -> None:
+    ``documents`` renders a job's document and gives its ETag (uwsxml.JobDocuments).
+    """
+
+    def __init__(self, service: JobService, documents: JobDocuments) -> None:
         self.service = service
-        self.render = render
-        self.content_type = content_type
-        self.queue: queue.SimpleQueue[tuple[str, ParkedWaiter | None, Any]] = queue.SimpleQueue()
+        self.documents = documents
+        self.queue: queue.SimpleQueue[tuple[str, ParkedWaiter | None, Wake | None]] = (
+            queue.SimpleQueue()
+        )
         self._capacity: int | None = None
         self._lock = threading.Lock()
         self._count = 0  # parked or being parked
@@ -155,11 +159,13 @@ class Parker:
     def park(
         self,
         ticket: ParkTicket,
+        caller: Caller,
         jobname: str,
         job_id: str,
         timeout: float,
         phase: Phase | None,
-    ) -> Job | None:
+        if_none_match: str | None = None,
+    ) -> JobDetails | None:
         """Park the request if it has to wait: None, or the job to answer at once.
 
         The waiter subscribes before the job is read, so that a change between the
@@ -172,18 +178,19 @@ class Parker:
                 full = False
                 self._count += 1
         if full:
-            return self.service.wait(jobname, job_id, timeout, phase)[0]
-        waiter = ParkedWaiter(self, jobname, job_id, phase, time.monotonic() + timeout)
+            return self.service.wait(caller, jobname, job_id, timeout, phase)
+        wait = Wait.starting_now(timeout, phase)
+        waiter = ParkedWaiter(self, caller, jobname, job_id, wait, if_none_match)
         notifier = self.service.notifier
         notifier.add(job_id, waiter)
         try:
-            job = self.service.get_job(jobname, job_id)
+            details = waiter.read()
         except BaseException:
             self._forget(waiter)
             raise
-        if self.wait_is_over(job, phase):
+        if wait.is_over(details.job):
             self._forget(waiter)
-            return job
+            return details
         ticket.waiter = waiter
         self._start()
         return None
@@ -227,11 +234,6 @@ class Parker:
         if thread is not None and thread is not threading.current_thread():
             thread.join(10)
 
-    @staticmethod
-    def wait_is_over(job: Job, phase: Phase | None) -> bool:
-        """Whether a WAIT on ``job`` answers at once (JobService.wait's rule)."""
-        return job.phase not in ACTIVE or (phase is not None and job.phase != phase)
-
     # -- the Parker's thread ------------------------------------------------------------
 
     def _start(self) -> None:
@@ -272,21 +274,22 @@ class Parker:
             except Exception:
                 log.exception("answering parked WAIT requests failed")
 
-    def _handle(self, items: list[tuple[str, ParkedWaiter | None, Any]]) -> bool:
+    def _handle(self, items: list[tuple[str, ParkedWaiter | None, Wake | None]]) -> bool:
         """Process queued events; True once told to stop."""
         for kind, waiter, wake in items:
             if kind == "stop":
-                for (jobname, job_id), waiters in self._by_job().items():
-                    self._answer(waiters, self._reader(jobname, job_id))
+                for waiters in self._by_job().values():
+                    self._answer(waiters, waiters[0].read)
                 return True
             if waiter is None or waiter.done:
                 continue
             if kind == "adopt":
                 self._parked.add(waiter)
-                heapq.heappush(self._deadlines, (waiter.deadline, next(self._sequence), waiter))
+                entry = (waiter.wait.deadline, next(self._sequence), waiter)
+                heapq.heappush(self._deadlines, entry)
                 if waiter.wake is not None:
                     self._answer_woken(waiter, waiter.wake)
-            elif kind == "wake":
+            elif kind == "wake" and wake is not None:
                 if waiter in self._parked:
                     self._answer_woken(waiter, wake)
                 else:
@@ -311,16 +314,16 @@ class Parker:
         for waiter in self._parked:
             if waiter.connection is not None:
                 waiter.connection.last_used = time.time()
-        for (jobname, job_id), waiters in self._by_job().items():
+        for waiters in self._by_job().values():
             try:
-                job = self.service.get_job(jobname, job_id)
+                details = waiters[0].read()
             except OpusError as exc:
                 for waiter in waiters:
                     self._send_error(waiter, exc)
                 continue
-            over = [waiter for waiter in waiters if self.wait_is_over(job, waiter.phase)]
+            over = [waiter for waiter in waiters if waiter.wait.is_over(details.job)]
             if over:
-                self._answer(over, lambda job=job: self.render(job))
+                self._answer(over, functools.partial(_same, details))
 
     def _by_job(self) -> dict[tuple[str, str], list[ParkedWaiter]]:
         by_job: dict[tuple[str, str], list[ParkedWaiter]] = {}
@@ -328,27 +331,21 @@ class Parker:
             by_job.setdefault((waiter.jobname, waiter.job_id), []).append(waiter)
         return by_job
 
-    def _reader(self, jobname: str, job_id: str) -> Callable[[], bytes]:
-        """The job's document as it is now."""
-        return lambda: self.render(self.service.get_job(jobname, job_id))
-
-    def _answer_woken(self, waiter: ParkedWaiter, wake: Any) -> None:
-        """Answer with the job as the change left it, read and rendered once per change."""
-
-        def document() -> bytes:
-            job = wake.once("job", lambda: self.service.get_job(waiter.jobname, waiter.job_id))
-            return wake.once("document", lambda: self.render(job))
-
-        self._answer([waiter], document)
+    def _answer_woken(self, waiter: ParkedWaiter, wake: Wake) -> None:
+        """Answer with the job as the change left it, read once per change (and rendered
+        once per version of the job)."""
+        self._answer([waiter], lambda: wake.details(waiter.read))
 
     def _answer_current(self, waiter: ParkedWaiter) -> None:
         """Answer with the job as it is now (its deadline has come)."""
-        self._answer([waiter], self._reader(waiter.jobname, waiter.job_id))
+        self._answer([waiter], waiter.read)
 
-    def _answer(self, waiters: list[ParkedWaiter], document: Callable[[], bytes]) -> None:
-        """Answer each with ``document()`` (computed once), or with the error it raised."""
+    def _answer(self, waiters: list[ParkedWaiter], read: Callable[[], JobDetails]) -> None:
+        """Answer each with the document of ``read()`` (read once), a 304 to those whose
+        copy is current, or the error the read raised."""
         try:
-            body = document()
+            details = read()
+            body = self.documents.job(details)
         except OpusError as exc:
             for waiter in waiters:
                 self._send_error(waiter, exc)
@@ -358,27 +355,38 @@ class Parker:
             for waiter in waiters:
                 self._send(waiter, "500 Internal Server Error", TEXT_CONTENT_TYPE, INTERNAL_ERROR)
             return
+        etag = self.documents.etag(details.job)
+        headers = [f"ETag: {etag}"]
         for waiter in waiters:
-            self._send(waiter, "200 OK", self.content_type, body)
+            if etag_matches(waiter.if_none_match, etag):
+                self._send(waiter, "304 Not Modified", None, b"", headers)
+            else:
+                self._send(waiter, "200 OK", XML_CONTENT_TYPE, body, headers)
 
     def _send_error(self, waiter: ParkedWaiter, exc: OpusError) -> None:
         status = f"{exc.status} {HTTPStatus(exc.status).phrase}"
-        self._send(waiter, status, TEXT_CONTENT_TYPE, f"{exc}\n".encode())
+        headers = [f"{name}: {value}" for name, value in exc.headers.items()]
+        self._send(waiter, status, TEXT_CONTENT_TYPE, f"{exc}\n".encode(), headers)
 
-    def _send(self, waiter: ParkedWaiter, status: str, content_type: str, body: bytes) -> None:
+    def _send(
+        self,
+        waiter: ParkedWaiter,
+        status: str,
+        content_type: str | None,
+        body: bytes,
+        headers: list[str] | None = None,
+    ) -> None:
         """Write a whole HTTP answer on the waiter's connection, without blocking."""
         sock, connection = waiter.sock, waiter.connection
         close = not waiter.keep_alive
         self._finish(waiter, keep_socket=True)
         if sock is None:
             return
-        head = [
-            f"HTTP/1.1 {status}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-            f"Date: {_http_date()}",
-            "Server: OPUS",
-        ]
+        head = [f"HTTP/1.1 {status}"]
+        if content_type is not None:
+            # A 304 has neither a body nor a length (RFC 9110 §15.4.5).
+            head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+        head += [f"Date: {http_date()}", "Server: OPUS", *(headers or [])]
         if close:
             head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
@@ -386,20 +394,7 @@ class Parker:
             # The connection stays in the HTTP server's selector, waiting for the next
             # request: counted as used now, it is not closed as idle.
             connection.last_used = time.time()
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            sock.close()  # the client went
-            return
-        if sent < len(data):
-            # A slow reader: finish in a thread of its own, not to hold the others.
-            threading.Thread(
-                target=_send_rest, args=(sock, data[sent:], close), daemon=True
-            ).start()
-            return
-        _close(sock, close)
+        send_answer(sock, data, close)
 
     def _finish(self, waiter: ParkedWaiter, keep_socket: bool = False) -> None:
         """The waiter is answered or gone: forget it (closing our descriptor unless the
@@ -422,16 +417,9 @@ class Parker:
                 self._count -= 1
 
 
-_date_cache: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    """The Date header's value, formatted once a second (answers go out in bursts)."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
-    return _date_cache[1]
+def _same(details: JobDetails) -> JobDetails:
+    """The job already read (a recheck answers with what it read)."""
+    return details
 
 
 def _gone(waiters: set[ParkedWaiter]) -> list[ParkedWaiter]:
@@ -454,37 +442,3 @@ def _gone(waiters: set[ParkedWaiter]) -> list[ParkedWaiter]:
             if events & hung_up:
                 gone.append(owned[descriptor])
     return gone
-
-
-def _close(sock: socket.socket, close_connection: bool) -> None:
-    """Done with our descriptor; with Connection: close, end the connection for the
-    client too (the HTTP server then sees its end of file and drops its side)."""
-    if close_connection:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
-    sock.close()
-
-
-def _send_rest(sock: socket.socket, data: bytes, close_connection: bool) -> None:
-    deadline = time.monotonic() + SEND_TIMEOUT
-    try:
-        while data:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                # Never read: end the connection rather than leave a half answer.
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                return
-            _, writable, _ = select.select([], [sock], [], remaining)
-            if writable:
-                try:
-                    data = data[sock.send(data) :]
-                except BlockingIOError:
-                    continue
-    except OSError:
-        return
-    finally:
-        if not data:
-            _close(sock, close_connection)
-        else:
-            sock.close()

@@ -1,6 +1,6 @@
 """Schema revisions of the OPUS database: migrate a database, or refuse one not migrated.
 
-The tables are the models of storage.py; they change only through the Alembic migrations
+The tables are the models of storage/models.py; they change only through the Alembic migrations
 in opus/server/migrations/versions, one revision per change. ``upgrade`` (`opus db
 upgrade`, also run by `opus init`) brings a database to the newest revision; ``check``
 runs when a process opens the database (`opus serve`, `opus maintenance`, `opus user`) and
@@ -28,6 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from opus.commandline import opus_command
 from opus.server.storage import make_engine
 
 log = logging.getLogger("opus.schema")
@@ -56,7 +57,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 @functools.cache
 def head_revision() -> str:
-    """The newest revision: the schema of the models in storage.py."""
+    """The newest revision: the schema of the models in storage/models.py."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package ships its migrations
         raise RuntimeError(f"no migrations in {MIGRATIONS_DIR}")
@@ -98,12 +99,27 @@ def current(engine: Engine) -> str | None:
 
 
 def check(engine: Engine) -> str:
-    """Raise SchemaError unless the database is at the head revision; returns it."""
+    """Raise SchemaError unless the database is at the head revision; returns it.
+
+    The message names the database (a SQLite file by its path, another by its URL with
+    the password hidden) and the working directory: a relative VAR_PATH is taken from
+    it, and a command run from another directory than `opus init` looks for another
+    database, which must not be "fixed" by creating a second, empty one.
+    """
     expected = head_revision()
+    path = _sqlite_file(engine.url)
+    if path is not None and not path.exists():
+        command = opus_command()
+        raise SchemaError(
+            f"no OPUS database at {path.absolute()} (a relative VAR_PATH is taken from the "
+            f"working directory, {Path.cwd()}): run OPUS from the directory where you ran "
+            f"`{command} init`, set OPUS_VAR_PATH or OPUS_SETTINGS, or create it "
+            f"with `{command} db upgrade`"
+        )
     revision = current(engine)
     if revision == expected:
         return revision
-    where = display_url(engine.url)
+    where = str(path.absolute()) if path is not None else display_url(engine.url)
     if revision is not None and revision not in known_revisions():
         raise SchemaError(
             f"the database {where} is at revision {revision}, which this version of OPUS "
@@ -111,7 +127,8 @@ def check(engine: Engine) -> str:
         )
     raise SchemaError(
         f"the database {where} is not migrated (at revision {revision or 'none'}, "
-        f"expected {expected}): run `opus db upgrade`"
+        f"expected {expected}; working directory {Path.cwd()}): "
+        f"run `{opus_command()} db upgrade`"
     )
 
 

@@ -22,19 +22,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from opus.core.layout import (
+    INTERNAL_DIR,
+    JOB_SCRIPT,
+    RESULTS_DIR,
+    SIGNAL_LOG,
+    STATUS_FILE,
+    STDERR_FILE,
+    STDOUT_FILE,
+    TOKEN_FILE,
+)
+
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Generated-entity patterns are checked by the JDL loader; this is the same rule.
 SAFE_GLOB = re.compile(r"[A-Za-z0-9_*?[][A-Za-z0-9_.*?\[\]-]*")
 
-INTERNAL_DIR = ".opus"
-RESULTS_DIR = "results"
-BATCH_SCRIPT = "batch.sh"
-JOB_SCRIPT = "script.sh"
-STDOUT_FILE = "stdout"
-STDERR_FILE = "stderr"
-STATUS_FILE = "status"
-BATCH_LOG = "batch.log"
-TOKEN_FILE = "token"  # noqa: S105 - a file name, not a secret
 
 # The callback client when curl is missing, run by python3 on the execution host. It retries with
 # exponential backoff while the server is unreachable or answers 5xx, and gives up on
@@ -118,7 +120,7 @@ def render_batch_script(job: BatchJob) -> str:
         "  else",
         '    python3 -c "$OPUS_SIGNAL_CLIENT" "$OPUS_SIGNAL_URL" "$JOB_ID" \\',
         f'      "$OPUS_INTERNAL/{TOKEN_FILE}" "$1" "${{2:-}}" "$OPUS_SIGNAL_RETRY"',
-        '  fi >> "$OPUS_INTERNAL/signal.log" 2>&1',
+        f'  fi >> "$OPUS_INTERNAL/{SIGNAL_LOG}" 2>&1',
         "}",
         'cd "$JOB_DIR" || exit 1',
         'mkdir -p "$JOB_OUTPUT_DIR"',

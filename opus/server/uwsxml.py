@@ -1,19 +1,31 @@
-"""UWS 1.1 XML documents, built with lxml, and the one time formatter of OPUS.
+"""UWS 1.1 XML documents, built with lxml from the core's records.
 
 Every document validates against the UWS 1.1 schema: elements in schema order,
 ``version="1.1"`` on ``uws:job`` and ``uws:jobs``, nillable times written as
 ``xsi:nil="true"``. The job list is written incrementally (``etree.xmlfile``) so that
-its memory does not grow with the number of jobs.
+its memory does not grow with the number of jobs. Links are built from the server's
+BASE_URL, never from the request.
+
+A job document depends on nothing but the job's version (and the server's BASE_URL):
+``JobDocuments`` renders it once per version and gives it an ETag, so that polling
+clients cost a look-up and a comparison while their job does not change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from urllib.parse import quote
 
 from lxml import etree
+
+from opus import __version__
+from opus.core.records import Job, JobDetails, JobSummary, Parameter
+from opus.core.times import format_time
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -28,76 +40,9 @@ _XLINK_TYPE = f"{{{XLINK_NS}}}type"
 _NIL = f"{{{XSI_NS}}}nil"
 
 
-def utcnow() -> datetime:
-    """The current time, UTC, truncated to milliseconds (the precision OPUS stores)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def format_time(value: datetime | None) -> str:
-    """ISO 8601 UTC with milliseconds and a ``Z``; empty string for None."""
-    if value is None:
-        return ""
-    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    # Not strftime: its %Y does not pad years before 1000, which xs:dateTime requires.
-    return value.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
-
-
-def parse_time(text: str) -> datetime:
-    """Parse an ISO 8601 time; a time without zone is UTC. ValueError if malformed."""
-    cleaned = text.strip()
-    if cleaned.endswith(("Z", "z")):
-        cleaned = cleaned[:-1] + "+00:00"
-    try:
-        value = datetime.fromisoformat(cleaned)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 time: {text!r}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first datetime
-        raise ValueError(f"time out of range: {text!r}") from None
-
-
-@dataclass(frozen=True)
-class ParameterView:
-    """A job parameter as UWS shows it."""
-
-    name: str
-    value: str
-    by_reference: bool = False
-
-
-@dataclass(frozen=True)
-class ResultView:
-    """A job result as UWS shows it."""
-
-    id: str
-    href: str
-    size: int | None = None
-    content_type: str | None = None
-
-
-@dataclass(frozen=True)
-class JobView:
-    """Everything the UWS job document shows (built by the route from the stored job)."""
-
-    job_id: str
-    run_id: str | None
-    owner: str | None
-    phase: str
-    quote: datetime | None
-    creation_time: datetime
-    start_time: datetime | None
-    end_time: datetime | None
-    execution_duration: int
-    destruction: datetime | None
-    parameters: Sequence[ParameterView]
-    results: Sequence[ResultView]
-    error_type: str | None = None
-    error_message: str | None = None
-    error_has_detail: bool = False
+def result_url(base_url: str, job_id: str, result_id: str) -> str:
+    """Where a result's file is served (/store/{job_id}/{result_id})."""
+    return f"{base_url}/store/{job_id}/{quote(result_id)}"
 
 
 def _sub(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
@@ -119,7 +64,9 @@ def _serialize(root: etree._Element) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def _parameters_element(parent: etree._Element | None, params: Iterable[ParameterView]):
+def _parameters_element(
+    parent: etree._Element | None, params: Iterable[Parameter]
+) -> etree._Element:
     element = (
         etree.Element(_UWS + "parameters", nsmap=NSMAP)
         if parent is None
@@ -133,69 +80,58 @@ def _parameters_element(parent: etree._Element | None, params: Iterable[Paramete
     return element
 
 
-def _results_element(parent: etree._Element | None, results: Iterable[ResultView]):
+def _results_element(
+    parent: etree._Element | None, details: JobDetails, base_url: str
+) -> etree._Element:
     element = (
         etree.Element(_UWS + "results", nsmap=NSMAP) if parent is None else _sub(parent, "results")
     )
-    for result in results:
+    for result in details.results:
         child = _sub(element, "result")
-        child.set("id", result.id)
+        child.set("id", result.result_id)
         child.set(_XLINK_TYPE, "simple")
-        child.set(_HREF, result.href)
-        if result.size is not None:
-            child.set("size", str(result.size))
+        child.set(_HREF, result_url(base_url, details.job.id, result.result_id))
+        child.set("size", str(result.size))
         if result.content_type:
             child.set("mime-type", result.content_type)
     return element
 
 
-def job_document(job: JobView) -> bytes:
+def job_document(details: JobDetails, base_url: str) -> bytes:
     """The ``uws:job`` document, elements in schema order."""
+    job = details.job
     root = etree.Element(_UWS + "job", nsmap=NSMAP)
     root.set("version", UWS_VERSION)
-    _sub(root, "jobId", job.job_id)
+    _sub(root, "jobId", job.id)
     if job.run_id:
         _sub(root, "runId", job.run_id)
-    owner = _sub(root, "ownerId", job.owner)
-    if job.owner is None:
-        owner.set(_NIL, "true")
-    _sub(root, "phase", job.phase)
+    _sub(root, "ownerId", job.owner)
+    _sub(root, "phase", job.phase.value)
     if job.quote is not None:
         _sub(root, "quote", format_time(job.quote))
     _sub(root, "creationTime", format_time(job.creation_time))
     _time_element(root, "startTime", job.start_time)
     _time_element(root, "endTime", job.end_time)
     _sub(root, "executionDuration", str(job.execution_duration))
-    _time_element(root, "destruction", job.destruction)
-    _parameters_element(root, job.parameters)
-    _results_element(root, job.results)
+    _time_element(root, "destruction", job.destruction_time)
+    _parameters_element(root, details.parameters)
+    _results_element(root, details, base_url)
     if job.error_message is not None:
         summary = _sub(root, "errorSummary")
         summary.set("type", job.error_type or "fatal")
-        summary.set("hasDetail", "true" if job.error_has_detail else "false")
+        summary.set("hasDetail", "false")
         _sub(summary, "message", job.error_message)
     return _serialize(root)
 
 
-def parameters_document(params: Iterable[ParameterView]) -> bytes:
+def parameters_document(params: Iterable[Parameter]) -> bytes:
     """The ``uws:parameters`` document."""
     return _serialize(_parameters_element(None, params))
 
 
-def results_document(results: Iterable[ResultView]) -> bytes:
-    """The ``uws:results`` document."""
-    return _serialize(_results_element(None, results))
-
-
-@dataclass(frozen=True)
-class JobRef:
-    """One line of the job list."""
-
-    job_id: str
-    phase: str
-    run_id: str | None
-    owner: str | None
-    creation_time: datetime
+def results_document(details: JobDetails, base_url: str) -> bytes:
+    """The ``uws:results`` document of a job."""
+    return _serialize(_results_element(None, details, base_url))
 
 
 def _write_leaf(xf: etree.xmlfile, name: str, text: str) -> None:
@@ -204,7 +140,7 @@ def _write_leaf(xf: etree.xmlfile, name: str, text: str) -> None:
 
 
 def job_list_chunks(
-    refs: Iterable[JobRef], job_url_prefix: str, chunk_rows: int = 500
+    jobs: Iterable[JobSummary], job_url_prefix: str, chunk_rows: int = 500
 ) -> Iterator[bytes]:
     """The ``uws:jobs`` document as a stream of byte chunks (memory independent of size).
 
@@ -222,18 +158,17 @@ def job_list_chunks(
         xf.write_declaration()
         with xf.element(_UWS + "jobs", {"version": UWS_VERSION}, nsmap=NSMAP):
             pending = 0
-            for ref in refs:
+            for ref in jobs:
                 attributes = {
                     "id": ref.job_id,
                     _XLINK_TYPE: "simple",
                     _HREF: f"{job_url_prefix}/{ref.job_id}",
                 }
                 with xf.element(_UWS + "jobref", attributes):
-                    _write_leaf(xf, "phase", ref.phase)
+                    _write_leaf(xf, "phase", ref.phase.value)
                     if ref.run_id:
                         _write_leaf(xf, "runId", ref.run_id)
-                    if ref.owner is not None:
-                        _write_leaf(xf, "ownerId", ref.owner)
+                    _write_leaf(xf, "ownerId", ref.owner)
                     _write_leaf(xf, "creationTime", format_time(ref.creation_time))
                 pending += 1
                 if pending >= chunk_rows:
@@ -241,3 +176,42 @@ def job_list_chunks(
                     xf.flush()
                     yield take()
     yield take()
+
+
+class JobDocuments:
+    """The ``uws:job`` documents of one server, each rendered once per job version.
+
+    Bounded: the documents of the ``size`` most recently rendered jobs are kept.
+    """
+
+    def __init__(self, base_url: str, size: int = 2048) -> None:
+        self.base_url = base_url
+        self.size = size
+        # Tells apart documents of servers (or versions of OPUS) rendering differently.
+        self._epoch = hashlib.sha256(f"{base_url} {__version__}".encode()).hexdigest()[:8]
+        self._lock = threading.Lock()
+        self._documents: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+
+    def etag(self, job: Job) -> str:
+        """The ETag of the job's documents (the job itself and its sub-resources)."""
+        return f'"{job.version}-{self._epoch}"'
+
+    def job(self, details: JobDetails) -> bytes:
+        """The job document, rendered if its version was not rendered before."""
+        job = details.job
+        with self._lock:
+            cached = self._documents.get(job.id)
+            if cached is not None and cached[0] == job.version:
+                self._documents.move_to_end(job.id)
+                return cached[1]
+        document = job_document(details, self.base_url)
+        with self._lock:
+            self._documents[job.id] = (job.version, document)
+            self._documents.move_to_end(job.id)
+            while len(self._documents) > self.size:
+                self._documents.popitem(last=False)
+        return document
+
+    def results(self, details: JobDetails) -> bytes:
+        """The ``uws:results`` document of the job."""
+        return results_document(details, self.base_url)

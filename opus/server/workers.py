@@ -90,9 +90,10 @@ class Supervisor:
             if pid == 0:
                 time.sleep(0.2)
                 continue
-            index, started = self.children.pop(pid, (None, 0.0))
-            if index is None:
+            child = self.children.pop(pid, None)
+            if child is None:
                 continue
+            index, started = child
             exit_code = os.waitstatus_to_exitcode(code)
             how = f"signal {-exit_code}" if exit_code < 0 else f"status {exit_code}"
             log.warning("worker %d (pid %d) ended by %s: restarting it", index, pid, how)

@@ -2,7 +2,9 @@
 
 One model (model.py) read from and written to three forms: YAML (primary, edited by hand),
 JSON and the original OPUS VOTable ActivityDescription. Definitions are checked when
-loaded (rules.py); a job's parameters are checked against them by coerce_parameters.
+loaded (rules.py); a job's parameters are checked against them by coerce_parameters,
+which keeps each value as the client wrote it (or in canonical form, for a parameter
+that says ``normalize``).
 docs/jdl.md describes the format.
 """
 
@@ -15,7 +17,7 @@ from .files import (
     parse_definition,
     save_definition,
 )
-from .model import DATATYPES, GeneratedEntity, JobDefinition, Parameter, UsedEntity
+from .model import DATATYPES, GeneratedEntity, JobDefinition, ParameterDefinition, UsedEntity
 from .registry import JDLRegistry
 from .rules import validate_definition
 from .validation import coerce_parameters
@@ -27,7 +29,7 @@ __all__ = [
     "JDLError",
     "JDLRegistry",
     "JobDefinition",
-    "Parameter",
+    "ParameterDefinition",
     "ParameterError",
     "UsedEntity",
     "coerce_parameters",

@@ -2,7 +2,8 @@
 
 These dataclasses are the one shape every form (YAML, JSON, VOTable) is read into and
 written from. They hold text exactly as the definition gives it; rules.py checks a
-definition and puts its values in canonical form.
+definition and puts its limits (options, min, max) in canonical form, and a parameter's
+default too when the parameter says ``normalize``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ NUMERIC_DATATYPES: frozenset[str] = INTEGER_DATATYPES | FLOAT_DATATYPES
 
 
 @dataclass
-class Parameter:
-    """An input parameter: a value given by the client, checked against its datatype."""
+class ParameterDefinition:
+    """What an input parameter may be: a value given by the client, checked against its
+    datatype (the value a job holds is opus.core.records.Parameter).
+
+    A value is kept as the client wrote it ("1" of an xs:float stays "1"), unless
+    ``normalize`` is true: then it is kept in canonical form ("1.0"), and so is the default.
+    """
 
     name: str
     datatype: str = "xs:string"
@@ -44,6 +50,7 @@ class Parameter:
     unit: str = ""
     ucd: str = ""
     utype: str = ""
+    normalize: bool = False
 
 
 @dataclass
@@ -87,11 +94,11 @@ class JobDefinition:
     execution_duration: int | None = None
     quote: int | None = None  # seconds, the expected run time, when known
     script: str = ""
-    parameters: list[Parameter] = field(default_factory=list)
+    parameters: list[ParameterDefinition] = field(default_factory=list)
     used: list[UsedEntity] = field(default_factory=list)
     generated: list[GeneratedEntity] = field(default_factory=list)
 
-    def parameter(self, name: str) -> Parameter | None:
+    def parameter(self, name: str) -> ParameterDefinition | None:
         """The parameter called ``name``, or None."""
         return next((p for p in self.parameters if p.name == name), None)
 

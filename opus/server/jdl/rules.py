@@ -1,8 +1,10 @@
 """The rules a job definition must follow, checked whatever form it was read from.
 
-validate_definition checks a JobDefinition and returns a copy with every value in
-canonical form (defaults, options, min and max as coerce_parameters would give them,
-script with LF line ends), so that all three forms read back to equal definitions.
+validate_definition checks a JobDefinition and returns a checked copy, which all three
+forms read back to equal definitions: options, min and max in canonical form (they are
+limits, compared in canonical form), script with LF line ends. A default is kept as
+written, as a client's value is (coerce_parameters), unless its parameter says
+``normalize``: then it is in canonical form too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from dataclasses import replace
 from urllib.parse import urlsplit
 
+from opus.core.text import text_problem
 from opus.server.scripts import SAFE_GLOB, SHELL_NAME
 
 from .errors import JDLError
@@ -19,10 +22,10 @@ from .model import (
     NUMERIC_DATATYPES,
     GeneratedEntity,
     JobDefinition,
-    Parameter,
+    ParameterDefinition,
     UsedEntity,
 )
-from .validation import InvalidValue, canonical_value, check_value, number, text_problem
+from .validation import InvalidValue, canonical_value, kept_value, number
 
 JOB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 # Parameter and entity names become shell variables of the job script; a result is
@@ -123,7 +126,7 @@ def reserved_reason(name: str) -> str | None:
 
 
 def validate_definition(jd: JobDefinition) -> JobDefinition:
-    """Check every rule of a definition; return a copy in canonical form.
+    """Check every rule of a definition; return the checked copy (see the module's doc).
 
     Raises JDLError naming the field (the caller adds the file name).
     """
@@ -230,19 +233,24 @@ def _canonical(datatype: str, raw: str, field: str) -> str:
         raise JDLError(str(error), field=field) from None
 
 
-def _checked_parameter(param: Parameter, where: str) -> Parameter:
+def _checked_parameter(param: ParameterDefinition, where: str) -> ParameterDefinition:
     if param.datatype not in DATATYPES:
         raise JDLError(
             f"{param.datatype!r} is not one of {', '.join(DATATYPES)}", field=f"{where}.datatype"
         )
     if not isinstance(param.required, bool):
         raise JDLError(f"{param.required!r} is not true or false", field=f"{where}.required")
+    if not isinstance(param.normalize, bool):
+        raise JDLError(f"{param.normalize!r} is not true or false", field=f"{where}.normalize")
     _check_text(param.annotation, f"{where}.annotation")
     for attribute in ("unit", "ucd", "utype"):
         _check_one_line(getattr(param, attribute), f"{where}.{attribute}")
     datatype = param.datatype
     if datatype == "file" and (param.options or param.min is not None or param.max is not None):
         raise JDLError("a file parameter has no options, min or max", field=where)
+    if datatype == "file" and param.normalize:
+        # Its value is an upload or a URL, which the server handles: nothing to normalise.
+        raise JDLError("normalize does not apply to a file parameter", field=f"{where}.normalize")
     if datatype not in NUMERIC_DATATYPES and (param.min is not None or param.max is not None):
         raise JDLError(f"min and max only apply to numbers, not {datatype}", field=where)
 
@@ -263,7 +271,7 @@ def _checked_parameter(param: Parameter, where: str) -> Parameter:
         checked.default = None
     elif param.default is not None:
         try:
-            checked.default = check_value(checked, param.default)
+            checked.default = kept_value(checked, param.default)
         except InvalidValue as error:
             raise JDLError(str(error), field=f"{where}.default") from None
     return checked

@@ -1,20 +1,26 @@
-"""Parameter values: check a raw string against a datatype and give its canonical form.
+"""Parameter values: check a raw string against a datatype and its limits.
 
 The same rules serve two callers: coerce_parameters (a client's job parameters, errors are
 ParameterError) and rules.py (a definition's defaults, options, min and max, errors are
 JDLError). Values stay strings: they end up as shell variables and in UWS XML.
+
+A value is checked in its canonical form (the one compared with options, min and max),
+but what is kept is the text as written, byte for byte: "1" of an xs:float stays "1",
+" yes" of an xs:boolean stays " yes". Only a parameter that says ``normalize`` keeps the
+canonical form instead ("1.0", "true"), for a script that needs it.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from opus.core.text import text_problem
+
 from .errors import ParameterError
-from .model import FLOAT_DATATYPES, INTEGER_DATATYPES, JobDefinition, Parameter
+from .model import FLOAT_DATATYPES, INTEGER_DATATYPES, JobDefinition, ParameterDefinition
 
 INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "xs:short": (-(2**15), 2**15 - 1),
@@ -33,7 +39,6 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
-_ALLOWED_CONTROLS = frozenset("\t\n\r")
 
 
 class InvalidValue(ValueError):
@@ -45,21 +50,6 @@ def show(value: str, limit: int = 40) -> str:
     if len(value) > limit:
         return repr(value[:limit]) + "..."
     return repr(value)
-
-
-def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored as text (in XML, a shell variable), or None if it can.
-
-    XML 1.0 cannot carry control characters other than tab, newline and carriage return,
-    nor lone surrogates (which also cannot be written as UTF-8).
-    """
-    for char in value:
-        category = unicodedata.category(char)
-        if category == "Cc" and char not in _ALLOWED_CONTROLS:
-            return f"contains the control character {char!r}"
-        if category == "Cs" or char in "\ufffe\uffff":
-            return f"contains the invalid character {char!r}"
-    return None
 
 
 def canonical_value(datatype: str, raw: str) -> str:
@@ -126,7 +116,7 @@ def number(datatype: str, canonical: str) -> int | float:
     return int(canonical) if datatype in INTEGER_DATATYPES else float(canonical)
 
 
-def check_value(param: Parameter, raw: str) -> str:
+def check_value(param: ParameterDefinition, raw: str) -> str:
     """Canonical form of ``raw`` for ``param``, checked against its options, min and max.
 
     The definition's options, min and max are assumed valid (rules.py checks them).
@@ -147,7 +137,23 @@ def check_value(param: Parameter, raw: str) -> str:
     return value
 
 
-def _is_empty(param: Parameter, raw: str) -> bool:
+def kept_value(param: ParameterDefinition, raw: str) -> str:
+    """The value kept for ``raw``: ``raw`` itself, or its canonical form when ``param``
+    says ``normalize``; checked as check_value does. Raises InvalidValue.
+    """
+    canonical = check_value(param, raw)
+    if param.normalize:
+        return canonical
+    # The checks read numbers, booleans and URIs without their surrounding spaces, and
+    # str.strip() takes a few control characters for spaces: "\x1c5" is the integer 5,
+    # but only its canonical form can be stored (XML cannot carry "\x1c").
+    problem = text_problem(raw)
+    if problem:
+        raise InvalidValue(f"{show(raw)} {problem}")
+    return raw
+
+
+def _is_empty(param: ParameterDefinition, raw: str) -> bool:
     # An HTML form sends every field, filled or not: an empty number, boolean or URI means
     # "not given". Text is literal, so an empty xs:string is a value.
     return param.datatype != "xs:string" and raw.strip() == ""
@@ -156,13 +162,15 @@ def _is_empty(param: Parameter, raw: str) -> bool:
 def coerce_parameters(
     jd: JobDefinition, values: Mapping[str, str], *, partial: bool = False
 ) -> dict[str, str]:
-    """Check a job's raw parameters against its definition; return canonical values.
+    """Check a job's raw parameters against its definition; return the values to keep.
 
     ``values`` holds the client's parameters, without UWS control parameters and without
     file inputs (jd.file_inputs()). The result has one entry per non-file parameter of the
-    definition, in definition order: the given value, else the default; an optional
-    parameter with neither is left out. With ``partial=True`` only the given parameters are
-    checked and returned (an update of a PENDING job). Raises ParameterError.
+    definition, in definition order: the given value as the client wrote it (its canonical
+    form if the parameter says ``normalize``), else the default as the definition holds
+    it; an optional parameter with neither is left out. With ``partial=True`` only the
+    given parameters are checked and returned (an update of a PENDING job). Raises
+    ParameterError.
     """
     known = {p.name: p for p in jd.parameters if p.datatype != "file"}
     file_inputs = set(jd.file_inputs())
@@ -182,7 +190,7 @@ def coerce_parameters(
         given = values.get(name)
         if given is not None and not _is_empty(param, given):
             try:
-                result[name] = check_value(param, given)
+                result[name] = kept_value(param, given)
             except InvalidValue as error:
                 raise ParameterError(f"parameter {name!r}: {error}") from None
         elif partial and given is None:

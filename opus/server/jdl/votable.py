@@ -6,6 +6,11 @@ the script, and three GROUPs: ``InputParams`` (one PARAM per parameter), ``Used`
 ``Generated`` (one GROUP per entity, its attributes as PARAMs). Element names, utypes and
 encodings follow the original OPUS so that its files still read; docs/jdl.md has an example.
 
+``normalize``, which the original OPUS did not have, is a GROUP ``normalize`` inside
+InputParams holding a PARAMref to each parameter that says it: valid VOTable 1.3 (a PARAM
+may not carry attributes of its own invention), and absent from older files, whose
+parameters then read as not normalised.
+
 VOTable definitions may be uploaded, so they are parsed as untrusted XML: no DTD, no
 entities, no network, no huge trees.
 """
@@ -17,7 +22,7 @@ from typing import Any
 from lxml import etree
 
 from .errors import JDLError
-from .model import GeneratedEntity, JobDefinition, Parameter, UsedEntity
+from .model import GeneratedEntity, JobDefinition, ParameterDefinition, UsedEntity
 
 NS = "http://www.ivoa.net/xml/VOTable/v1.3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -27,6 +32,8 @@ GENERATED_UTYPE = "voprov:WasGeneratedBy"  # as the original OPUS wrote it
 FILE_XTYPE = "application/octet-stream"  # marks a parameter of datatype "file"
 URI_XTYPES = ("xs:anyURI", "anyURI", "uri")  # VOTable has no URI datatype: char + xtype
 NO_QUERY = "no_query"  # PARAM type of an optional parameter; required when absent
+NORMALIZE_GROUP = "normalize"  # GROUP in InputParams: a PARAMref per normalised parameter
+NORMALIZE_DESCRIPTION = "The parameters whose values the job receives in canonical form."
 
 XS_TO_VO: dict[str, str] = {
     "xs:string": "char",
@@ -102,7 +109,7 @@ def _description(parent: etree._Element, text: str) -> None:
         etree.SubElement(parent, _q("DESCRIPTION")).text = text
 
 
-def _parameter_element(param: Parameter) -> etree._Element:
+def _parameter_element(param: ParameterDefinition) -> etree._Element:
     attrib = {"ID": param.name, "name": param.name, "datatype": XS_TO_VO[param.datatype]}
     if attrib["datatype"] == "char":
         attrib["arraysize"] = "*"
@@ -169,6 +176,13 @@ def dump_votable(jd: JobDefinition, *, include_script: bool = True) -> str:
         _text_param(resource, "script", jd.script)
     group = etree.SubElement(resource, _q("GROUP"), name="InputParams")
     group.extend(_parameter_element(p) for p in jd.parameters)
+    normalized = [p.name for p in jd.parameters if p.normalize]
+    if normalized:
+        # A PARAMref names its PARAM by ID, and each parameter's PARAM has its name as ID.
+        refs = etree.SubElement(group, _q("GROUP"), name=NORMALIZE_GROUP)
+        _description(refs, NORMALIZE_DESCRIPTION)
+        for name in normalized:
+            etree.SubElement(refs, _q("PARAMref"), ref=name)
     group = etree.SubElement(resource, _q("GROUP"), name="Used")
     group.extend(_entity_group(u, USED_UTYPE, "UsedDescription", USED_FIELDS) for u in jd.used)
     group = etree.SubElement(resource, _q("GROUP"), name="Generated")
@@ -275,6 +289,7 @@ class _Reader:
         if kind == "InputParams":
             params = self.children(group, "PARAM")
             jd.parameters = [self.parameter(p, f"parameters[{i}]") for i, p in enumerate(params)]
+            self.read_normalize(jd.parameters, params, group)
         elif kind == "Used":
             groups = self.children(group, "GROUP")
             jd.used = [self.used(g, f"used[{i}]") for i, g in enumerate(groups)]
@@ -287,7 +302,33 @@ class _Reader:
                 field=kind or "GROUP",
             )
 
-    def parameter(self, element: etree._Element, where: str) -> Parameter:
+    def read_normalize(
+        self,
+        parameters: list[ParameterDefinition],
+        elements: list[etree._Element],
+        group: etree._Element,
+    ) -> None:
+        """Mark the parameters that the ``normalize`` GROUPs of InputParams refer to."""
+        ids = {element.get("ID"): index for index, element in enumerate(elements)}
+        ids.pop(None, None)
+        for nested in self.children(group, "GROUP"):
+            name = nested.get("name")
+            if name != NORMALIZE_GROUP:
+                raise JDLError(
+                    f"unknown GROUP {name!r} in InputParams (expected {NORMALIZE_GROUP})",
+                    field="parameters",
+                )
+            for ref in self.children(nested, "PARAMref"):
+                index = ids.get(ref.get("ref"))
+                if index is None:
+                    raise JDLError(
+                        f"PARAMref {ref.get('ref')!r} in GROUP {NORMALIZE_GROUP} is not the ID "
+                        "of a PARAM of InputParams",
+                        field="parameters",
+                    )
+                parameters[index].normalize = True
+
+    def parameter(self, element: etree._Element, where: str) -> ParameterDefinition:
         vo_type = element.get("datatype", "char")
         xtype = element.get("xtype", "")
         if xtype == FILE_XTYPE:
@@ -305,7 +346,7 @@ class _Reader:
         # Older OPUS files wrote value="" for "no default"; only text can be empty.
         if default == "" and datatype != "xs:string":
             default = None
-        param = Parameter(
+        param = ParameterDefinition(
             name=element.get("name", ""),
             datatype=datatype,
             default=default,

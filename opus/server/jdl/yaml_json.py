@@ -1,8 +1,12 @@
 """The dict form of a job definition, and its YAML and JSON texts.
 
 YAML is the form people edit by hand, so reading is strict about structure (unknown keys
-are errors, to catch typos) and tolerant about scalar types (``default: 1`` is the text
-"1", ``default: true`` is "true"). Writing leaves out empty optional fields.
+are errors, to catch typos) and tolerant about scalar types. A number, boolean or date
+that YAML or JSON would type by itself is read where text is expected as the text
+written: ``default: 1.50`` is "1.50" (not 1.5, then "1.5"), ``default: TRUE`` is "TRUE",
+since a default is kept as the definition writes it. Fields that want a boolean or a
+number of seconds get what the parser made of it (``required: yes`` is true). Writing
+leaves out empty optional fields.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from .errors import JDLError
 from .model import (
     GeneratedEntity,
     JobDefinition,
-    Parameter,
+    ParameterDefinition,
     UsedEntity,
 )
 
@@ -44,6 +48,7 @@ PARAMETER_KEYS = (
     "datatype",
     "default",
     "required",
+    "normalize",
     "annotation",
     "options",
     "min",
@@ -61,10 +66,45 @@ Item = TypeVar("Item")
 # --- reading -------------------------------------------------------------------------
 
 
+class ScalarText(str):
+    """A scalar the parser typed by itself (YAML ``1.50``, ``yes``, ``2001-02-03``, a JSON
+    number), kept as the text written; ``value`` is what the parser made of it.
+
+    ``problem`` is set instead when the parser could not make anything of it (YAML
+    ``2001-02-30``, an integer of 5000 digits): as text it is still fine, only a field that
+    wants the typed value refuses it, with the parser's message.
+    """
+
+    value: Any
+    problem: str | None
+
+    def __new__(cls, text: str, value: Any = None, problem: str | None = None) -> ScalarText:
+        scalar = super().__new__(cls, text)
+        scalar.value = value
+        scalar.problem = problem
+        return scalar
+
+
+def _typed(value: Any) -> Any:
+    """What the parser made of a scalar: the bool, int, float or date of a ScalarText."""
+    if isinstance(value, ScalarText):
+        if value.problem is not None:
+            raise JDLError(value.problem)
+        return value.value
+    return value
+
+
+def _shown(key: Any) -> Any:
+    """A mapping key as the parser typed it, for messages and duplicate checks."""
+    if isinstance(key, ScalarText):
+        return str(key) if key.problem is not None else key.value
+    return key
+
+
 def _text(value: Any, field: str) -> str:
-    """A scalar as text: YAML may have read ``1`` as an int or ``yes`` as a bool."""
+    """A scalar as text: the text written, or the text of what an explicit tag made."""
     if isinstance(value, str):
-        return value
+        return str(value)  # a plain str, even for a ScalarText
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -83,6 +123,7 @@ def _text_or_empty(value: Any, field: str) -> str:
 
 
 def _bool(value: Any, field: str) -> bool:
+    value = _typed(value)
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
@@ -93,6 +134,7 @@ def _bool(value: Any, field: str) -> bool:
 def _seconds(value: Any, field: str) -> int:
     # isascii: "²".isdigit() is true but int() refuses it; the length keeps int() away
     # from absurdly long digit strings (rules.py bounds the number itself).
+    value = _typed(value)
     text = value.strip() if isinstance(value, str) else ""
     if text.isascii() and text.isdigit() and len(text) <= 12:
         return int(text)
@@ -107,9 +149,10 @@ def _mapping(value: Any, field: str | None, keys: tuple[str, ...]) -> dict[str, 
         raise JDLError(f"{what} must be a mapping of keys to values", field=field)
     for key in value:
         if not isinstance(key, str) or key not in keys:
-            close = difflib.get_close_matches(str(key), keys, n=1)
+            shown = _shown(key)
+            close = difflib.get_close_matches(str(shown), keys, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(keys)}"
-            key_field = f"{field}.{key}" if field else str(key)
+            key_field = f"{field}.{shown}" if field else str(shown)
             raise JDLError(f"unknown key ({hint})", field=key_field)
     return value
 
@@ -127,13 +170,13 @@ def _items(
     ]
 
 
-def _parameter(data: dict[str, Any], where: str) -> Parameter:
+def _parameter(data: dict[str, Any], where: str) -> ParameterDefinition:
     options = data.get("options")
     if options is None:
         options = []
     if not isinstance(options, list):
         raise JDLError("must be a list of values, e.g. [red, green]", field=f"{where}.options")
-    return Parameter(
+    return ParameterDefinition(
         name=_text_or_empty(data.get("name"), f"{where}.name"),
         datatype=_text(data.get("datatype", "xs:string"), f"{where}.datatype"),
         default=_optional_text(data.get("default"), f"{where}.default"),
@@ -145,6 +188,7 @@ def _parameter(data: dict[str, Any], where: str) -> Parameter:
         unit=_text_or_empty(data.get("unit"), f"{where}.unit"),
         ucd=_text_or_empty(data.get("ucd"), f"{where}.ucd"),
         utype=_text_or_empty(data.get("utype"), f"{where}.utype"),
+        normalize=_bool(data.get("normalize", False), f"{where}.normalize"),
     )
 
 
@@ -195,10 +239,25 @@ def from_dict(data: Any) -> JobDefinition:
     )
 
 
+# The tags YAML gives plain scalars by itself, kept as ScalarText; null stays None.
+_TYPED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float", "timestamp")
+)
+_TEXT_TAG_PREFIX = "tag:opus,2025:text:"
+
+
 class _SafeLoader(yaml.SafeLoader):
     """SafeLoader without aliases (a definition never needs them, and a few nested aliases
-    expand to gigabytes: the YAML "billion laughs") and without duplicate keys (PyYAML
-    would silently keep the last one, hiding a copy-and-paste mistake)."""
+    expand to gigabytes: the YAML "billion laughs"), without duplicate keys (PyYAML
+    would silently keep the last one, hiding a copy-and-paste mistake), and keeping the
+    text of implicitly typed scalars (ScalarText)."""
+
+    def resolve(self, kind: Any, value: str, implicit: tuple[bool, bool]) -> str:
+        tag: str = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        # implicit[0]: a plain scalar without a tag. "!!float 1.50" asks for the float.
+        if kind is yaml.ScalarNode and implicit[0] and tag in _TYPED_TAGS:
+            return _TEXT_TAG_PREFIX + tag
+        return tag
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -211,7 +270,8 @@ class _SafeLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
+            # As typed: "1" and "1.0", or "yes" and "true", are the same key to YAML.
+            key = _shown(self.construct_object(key_node, deep=True))
             if isinstance(key, Hashable) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -219,6 +279,20 @@ class _SafeLoader(yaml.SafeLoader):
             if isinstance(key, Hashable):
                 seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+def _construct_scalar_text(loader: _SafeLoader, tag: str, node: yaml.Node) -> ScalarText:
+    text = loader.construct_scalar(node)  # type: ignore[arg-type]
+    try:
+        return ScalarText(text, loader.yaml_constructors[tag](loader, node))
+    except Exception as error:
+        # PyYAML's constructors let through whatever they meet on values such as
+        # 2001-02-30 or a 5000-digit integer (ValueError, KeyError...).
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        return ScalarText(text, problem=f"not valid YAML: a value cannot be read ({reason})")
+
+
+_SafeLoader.add_multi_constructor(_TEXT_TAG_PREFIX, _construct_scalar_text)
 
 
 def parse_yaml(text: str) -> JobDefinition:
@@ -231,18 +305,33 @@ def parse_yaml(text: str) -> JobDefinition:
         raise JDLError("not valid YAML: nested too deeply") from None
     except Exception as error:
         # PyYAML's constructors let through whatever they meet on values such as
-        # 2001-02-30, "!!bool x", "!!timestamp x" or a 5000-digit integer (ValueError,
-        # KeyError, AttributeError...): the text is at fault, not the server.
+        # "!!bool x", "!!timestamp x" or "!!int" of 5000 digits (ValueError, KeyError,
+        # AttributeError...): the text is at fault, not the server.
         reason = " ".join(f"{type(error).__name__}: {error}".split())
         raise JDLError(f"not valid YAML: a value cannot be read ({reason})") from None
     return from_dict(data)
 
 
-def parse_json(text: str) -> JobDefinition:
-    """Read the JSON form (checks structure, not the rules)."""
+def _json_int(text: str) -> ScalarText:
     try:
-        data = json.loads(text)
-    except ValueError as error:  # JSONDecodeError, or an integer of over 4300 digits
+        return ScalarText(text, int(text))
+    except ValueError as error:  # an integer of over 4300 digits
+        return ScalarText(text, problem=f"not valid JSON: {error}")
+
+
+def _json_number(text: str) -> ScalarText:
+    # float() takes every JSON number, and NaN, Infinity and -Infinity (parse_constant).
+    return ScalarText(text, float(text))
+
+
+def parse_json(text: str) -> JobDefinition:
+    """Read the JSON form (checks structure, not the rules); numbers are kept as written
+    where text is expected, as in YAML."""
+    try:
+        data = json.loads(
+            text, parse_int=_json_int, parse_float=_json_number, parse_constant=_json_number
+        )
+    except ValueError as error:  # JSONDecodeError
         raise JDLError(f"not valid JSON: {error}") from None
     except RecursionError:
         raise JDLError("not valid JSON: nested too deeply") from None
@@ -280,6 +369,7 @@ def to_dict(jd: JobDefinition, *, include_script: bool = True) -> dict[str, Any]
                 "datatype": p.datatype,
                 "default": p.default,
                 "required": p.required or None,
+                "normalize": p.normalize or None,
                 "annotation": p.annotation,
                 "options": list(p.options),
                 "min": p.min,

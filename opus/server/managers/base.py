@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opus.server.phases import Phase
+from opus.core.layout import JobLayout
+from opus.core.phases import Phase
 
 
 def job_environment() -> dict[str, str]:
@@ -87,3 +88,22 @@ class Manager(ABC):
 
     def cleanup(self, job: ManagedJob) -> None:  # noqa: B027 - optional hook
         """Release anything the manager keeps for a job that is being deleted."""
+
+
+def read_status_file(job_dir: Path) -> JobState | None:
+    """The final phase the job's batch script recorded, if it recorded one.
+
+    The batch script writes it once the job's script and result collection are done,
+    wherever it ran (this host, a SLURM node sharing the file system): it is the truth
+    even while the batch script, still alive, retries a callback to a server that was
+    down.
+    """
+    try:
+        lines = JobLayout(job_dir).status.read_text().splitlines()
+    except OSError:
+        return None
+    if not lines:
+        return None
+    if lines[0].strip() == "COMPLETED":
+        return JobState(Phase.COMPLETED)
+    return JobState(Phase.ERROR, lines[1] if len(lines) > 1 else "the job failed")

@@ -18,15 +18,16 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from opus.core.layout import JobLayout
+from opus.core.phases import Phase
 from opus.server.managers.base import (
     JobState,
     ManagedJob,
     Manager,
     ManagerError,
     job_environment,
+    read_status_file,
 )
-from opus.server.phases import Phase
-from opus.server.scripts import BATCH_LOG, INTERNAL_DIR, STATUS_FILE
 
 log = logging.getLogger("opus.manager.local")
 
@@ -53,19 +54,6 @@ def _parse_external_id(external_id: str | None) -> tuple[int, str] | None:
     return (int(pid), start) if pid.isdigit() else None
 
 
-def read_status_file(job_dir: Path) -> JobState | None:
-    """The final phase the batch script recorded, if it recorded one."""
-    try:
-        lines = (job_dir / INTERNAL_DIR / STATUS_FILE).read_text().splitlines()
-    except OSError:
-        return None
-    if not lines:
-        return None
-    if lines[0].strip() == "COMPLETED":
-        return JobState(Phase.COMPLETED)
-    return JobState(Phase.ERROR, lines[1] if len(lines) > 1 else "the job failed")
-
-
 class LocalManager(Manager):
     """Runs batch scripts with bash on this host."""
 
@@ -77,9 +65,8 @@ class LocalManager(Manager):
         self._lock = threading.Lock()
 
     def submit(self, job: ManagedJob, batch_script: Path) -> str:
-        internal = job.job_dir / INTERNAL_DIR
         try:
-            with open(internal / BATCH_LOG, "ab") as batch_log:
+            with open(JobLayout(job.job_dir).batch_log, "ab") as batch_log:
                 process = subprocess.Popen(
                     ["bash", str(batch_script)],
                     cwd=job.job_dir,

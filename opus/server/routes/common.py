@@ -1,33 +1,116 @@
-"""Helpers shared by the route modules: form reading, text and XML answers."""
+"""What the HTTP trees share: their error rendering, the caller, forms, answers, ETags.
+
+Each tree (UWS, result store, signal handler, SCIM, OpenAPI, and the web pages and JSON
+API to come) is a bottle application of its own with its own error rendering, merged
+into the root application by app.py. The plain-text rendering here is the UWS one: a
+domain error is its status and a one-line reason (with its headers: the challenge of a
+401); anything else is a server fault, logged with its traceback and answered 500
+without details.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import bottle
 
-from opus.server.errors import BadRequest
+from opus.core.access import Caller
+from opus.core.errors import BadRequest, OpusError
+from opus.server.auth import Authenticator
 from opus.server.uwsxml import XML_CONTENT_TYPE
+
+log = logging.getLogger("opus.routes")
 
 TEXT_CONTENT_TYPE = "text/plain; charset=UTF-8"
 JOB_ID_PATTERN = r"[a-z2-7]{1,64}"
 JOBNAME_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,63}"
 
 
-def text(body: str, status: int = 200) -> bottle.HTTPResponse:
+def plain_error(exc: OpusError) -> bottle.HTTPResponse:
+    """A domain error as a one-line text/plain answer."""
+    headers = {"Content-Type": TEXT_CONTENT_TYPE, **exc.headers}
+    return bottle.HTTPResponse(status=exc.status, body=f"{exc}\n", headers=headers)
+
+
+def server_fault() -> bottle.HTTPResponse:
+    """Log the exception being handled; a 500 that tells the client nothing more."""
+    log.exception("%s %s failed", bottle.request.method, bottle.request.path)
     return bottle.HTTPResponse(
-        body=body, status=status, headers={"Content-Type": TEXT_CONTENT_TYPE}
+        status=500, body="internal server error\n", headers={"Content-Type": TEXT_CONTENT_TYPE}
     )
 
 
-def xml(body: bytes | Iterable[bytes]) -> bottle.HTTPResponse:
-    return bottle.HTTPResponse(body=body, headers={"Content-Type": XML_CONTENT_TYPE})
+def plain_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """Bottle plugin: domain errors → 4xx one-liners, the rest → logged 500."""
+
+    @functools.wraps(callback)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except bottle.HTTPResponse:
+            raise
+        except OpusError as exc:
+            return plain_error(exc)
+        except Exception:
+            return server_fault()
+
+    return wrapper
+
+
+def plain_tree() -> bottle.Bottle:
+    """A new tree whose errors are rendered as plain text."""
+    tree = bottle.Bottle()
+    tree.install(plain_errors)
+    return tree
+
+
+def caller(authn: Authenticator) -> Caller:
+    """The caller of the current request (Unauthorized without valid credentials)."""
+    return authn.caller(bottle.request.get_header("Authorization", ""))
+
+
+def text(body: str, status: int = 200, etag: str | None = None) -> bottle.HTTPResponse:
+    headers = {"Content-Type": TEXT_CONTENT_TYPE}
+    if etag is not None:
+        headers["ETag"] = etag
+    return bottle.HTTPResponse(body=body, status=status, headers=headers)
+
+
+def xml(body: bytes | Iterable[bytes], etag: str | None = None) -> bottle.HTTPResponse:
+    headers = {"Content-Type": XML_CONTENT_TYPE}
+    if etag is not None:
+        headers["ETag"] = etag
+    return bottle.HTTPResponse(body=body, headers=headers)
 
 
 def see_other(location: str) -> bottle.HTTPResponse:
     """A 303 to ``location`` (absolute URL built from the request)."""
     absolute = bottle.urljoin(bottle.request.url, location)
     return bottle.HTTPResponse(status=303, headers={"Location": absolute})
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names ``etag`` (weak comparison, RFC 9110)."""
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+def not_modified(etag: str) -> bottle.HTTPResponse:
+    """A 304 for a client whose copy is current."""
+    return bottle.HTTPResponse(status=304, headers={"ETag": etag})
+
+
+def unless_current(etag: str, answer: Callable[[], bottle.HTTPResponse]) -> bottle.HTTPResponse:
+    """304 if the request's If-None-Match names ``etag``, else ``answer()``."""
+    if etag_matches(bottle.request.get_header("If-None-Match"), etag):
+        return not_modified(etag)
+    return answer()
 
 
 def form_values(request: bottle.BaseRequest) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ import bottle
 import yaml
 
 from opus import __version__
+from opus.server.routes.common import plain_tree
 from opus.settings import Settings
 
 DESCRIPTION_FILE = Path(__file__).resolve().parents[1] / "openapi.yaml"
@@ -31,11 +32,14 @@ def load_description(settings: Settings) -> dict[str, Any]:
     return document
 
 
-def install(app: bottle.Bottle, settings: Settings) -> None:
-    """Register /openapi.json on ``app``."""
+def tree(settings: Settings) -> bottle.Bottle:
+    """The /openapi.json tree (errors as plain text)."""
+    app = plain_tree()
     # Rendered once: a broken description stops the server at start, not at a request.
     body = json.dumps(load_description(settings), ensure_ascii=False, indent=1).encode()
 
     @app.get("/openapi.json")
-    def openapi_json():
+    def openapi_json() -> bottle.HTTPResponse:
         return bottle.HTTPResponse(body=body, headers={"Content-Type": JSON_CONTENT_TYPE})
+
+    return app

@@ -1,4 +1,10 @@
-"""The UWS 1.1 REST tree at /rest/{jobname}: job lists, jobs and their resources."""
+"""The UWS 1.1 REST tree at /rest/{jobname}: job lists, jobs and their resources.
+
+Thin: each route parses its request, calls the JobService with the caller, and renders
+the answer (XML documents from uwsxml, text resources equal to their XML values). Job
+documents and their sub-resources carry an ETag (the job's version): a client that
+sends it back in If-None-Match gets 304 while the job has not changed.
+"""
 
 from __future__ import annotations
 
@@ -6,61 +12,49 @@ from urllib.parse import quote
 
 import bottle
 
-from opus.server import auth
-from opus.server.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
-from opus.server.inputs import Upload
+from opus.core.access import Caller
+from opus.core.errors import BadRequest, NotFound, PayloadTooLarge
+from opus.core.layout import STDERR_FILE, STDOUT_FILE
+from opus.core.phases import Phase, parse_phase
+from opus.core.records import JobDetails
+from opus.core.times import format_time, parse_time
+from opus.server.auth import Authenticator
 from opus.server.parking import PARK_KEY, Parker
-from opus.server.phases import parse_phase
 from opus.server.routes.common import (
     JOB_ID_PATTERN,
     JOBNAME_PATTERN,
-    XML_CONTENT_TYPE,
+    caller,
     control_value,
     form_values,
+    plain_tree,
     see_other,
     single_values,
     text,
+    unless_current,
     xml,
 )
-from opus.server.scripts import STDERR_FILE, STDOUT_FILE
 from opus.server.service import JobService
-from opus.server.storage import Job
-from opus.server.uwsxml import (
-    JobRef,
-    JobView,
-    ParameterView,
-    ResultView,
-    format_time,
-    job_document,
-    job_list_chunks,
-    parameters_document,
-    parse_time,
-    results_document,
-)
+from opus.server.service.inputs import Upload
+from opus.server.service.validation import CONTROL_PARAMETERS
+from opus.server.uwsxml import JobDocuments, job_list_chunks, parameters_document
 
-CONTROL_PARAMETERS = {"PHASE", "RUNID", "EXECUTIONDURATION", "DESTRUCTION"}
 # Room for multipart boundaries and form fields around the uploaded files.
 FORM_OVERHEAD = 1024 * 1024
-STREAM_CHUNK = 256 * 1024
 
 J = f"/rest/<jobname:re:{JOBNAME_PATTERN}>"
 JOB = f"{J}/<job_id:re:{JOB_ID_PATTERN}>"
 
 
-def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) -> None:
-    """Register the UWS routes on ``app``."""
+def tree(
+    service: JobService, authn: Authenticator, documents: JobDocuments, parker: Parker
+) -> bottle.Bottle:
+    """The UWS tree (errors as plain text)."""
+    app = plain_tree()
     settings = service.settings
     request = bottle.request
 
-    def caller() -> auth.Caller:
-        return authn.caller(request)
-
-    def load_job(jobname: str, job_id: str) -> Job:
-        who = caller()
-        job = service.get_job(jobname, job_id)
-        if not auth.can_access(who, job.owner):
-            raise Forbidden(f"job {job_id} belongs to another user")
-        return job
+    def who() -> Caller:
+        return caller(authn)
 
     def posted_control(name: str) -> str:
         """The value of one UWS control parameter of the request (400 if missing)."""
@@ -68,9 +62,6 @@ def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) 
         if name not in values:
             raise BadRequest(f"{name} is missing")
         return values[name]
-
-    def list_url(jobname: str) -> str:
-        return f"{settings.BASE_URL}/rest/{jobname}"
 
     def check_body_size() -> None:
         length = request.content_length
@@ -94,43 +85,22 @@ def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) 
         ]
         return params, control, uploads
 
-    def render_job(job: Job) -> bytes:
-        return job_document(job_view(job))
+    def job_resource(details: JobDetails, body: str) -> bottle.HTTPResponse:
+        """A text resource of a job, with the job's ETag."""
+        etag = documents.etag(details.job)
+        return unless_current(etag, lambda: text(body, etag=etag))
 
-    parker = Parker(service, render_job, XML_CONTENT_TYPE)
-    app.config["opus.parker"] = parker
+    def job_answer(details: JobDetails) -> bottle.HTTPResponse:
+        etag = documents.etag(details.job)
+        return unless_current(etag, lambda: xml(documents.job(details), etag=etag))
 
-    def job_view(job: Job) -> JobView:
-        prefix = f"{settings.BASE_URL}/store/{job.id}"
-        return JobView(
-            job_id=job.id,
-            run_id=job.run_id,
-            owner=job.owner,
-            phase=job.phase.value,
-            quote=job.quote,
-            creation_time=job.creation_time,
-            start_time=job.start_time,
-            end_time=job.end_time,
-            execution_duration=job.execution_duration,
-            destruction=job.destruction_time,
-            parameters=[
-                ParameterView(p.name, p.value, p.by_reference)
-                for p in service.store.get_parameters(job.id)
-            ],
-            results=[
-                ResultView(r.result_id, f"{prefix}/{quote(r.result_id)}", r.size, r.content_type)
-                for r in service.store.get_results(job.id)
-            ],
-            error_type=job.error_type,
-            error_message=job.error_message,
-        )
+    def job_of(jobname: str, job_id: str) -> JobDetails:
+        return service.get_job(who(), jobname, job_id)
 
-    # -- job list -------------------------------------------------------------------
+    # -- job list -----------------------------------------------------------------------
 
     @app.get(J)
-    def job_list(jobname: str):
-        who = caller()
-        service.definition(jobname)
+    def job_list(jobname: str) -> bottle.HTTPResponse:
         pairs = list(request.query.decode().allitems())
         try:
             phases = [parse_phase(v) for v in control_value(pairs, "PHASE")]
@@ -151,179 +121,195 @@ def install(app: bottle.Bottle, service: JobService, authn: auth.Authenticator) 
             if not raw.isdecimal() or len(raw) > 18 or int(raw) < 1:
                 raise BadRequest(f"LAST must be a positive integer, not {last_values[0]!r}")
             last = int(raw)
-        # Admins see every job; everybody else only their own.
-        owner = None if who.is_admin else who.name
-        entries = service.store.list_jobs(jobname, phases, after, last, owner=owner)
-        refs = (JobRef(e.job_id, e.phase, e.run_id, e.owner, e.creation_time) for e in entries)
-        return xml(job_list_chunks(refs, list_url(jobname)))
+        jobs = service.list_jobs(who(), jobname, phases, after, last)
+        return xml(job_list_chunks(jobs, f"{settings.BASE_URL}/rest/{jobname}"))
 
     @app.post(J)
-    def create_job(jobname: str):
-        who = caller()
-        service.definition(jobname)  # 404 for an unknown type, before anything else
-        if not auth.may_use(who, jobname, settings):
-            raise Forbidden(f"{who.name} may not create {jobname} jobs (no role grants it)")
+    def create_job(jobname: str) -> bottle.HTTPResponse:
+        caller_now = who()
+        # 404 for an unknown type and 403 for a forbidden one, before the body is read.
+        service.usable_definition(caller_now, jobname)
         params, control, uploads = split_form()
-        job = service.create_job(jobname, who.name, params, uploads, control)
+        job = service.create_job(caller_now, jobname, params, uploads, control)
         return see_other(f"/rest/{jobname}/{job.id}")
 
-    # -- a job --------------------------------------------------------------------
+    # -- a job --------------------------------------------------------------------------
 
     @app.get(JOB)
-    def get_job(jobname: str, job_id: str):
-        job = load_job(jobname, job_id)
+    def get_job(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        caller_now = who()
+        details = service.get_job(caller_now, jobname, job_id)
         pairs = list(request.query.decode().allitems())
         waits = control_value(pairs, "WAIT")
-        if waits:
+        if not waits:
+            return job_answer(details)
+        try:
+            wait = int(waits[-1].strip())
+        except ValueError:
+            raise BadRequest(f"WAIT must be an integer, not {waits[-1]!r}") from None
+        if wait < -1:
+            raise BadRequest("WAIT must be -1 or more")
+        phase: Phase | None = None
+        phase_values = control_value(pairs, "PHASE")
+        if phase_values:
             try:
-                wait = int(waits[-1].strip())
-            except ValueError:
-                raise BadRequest(f"WAIT must be an integer, not {waits[-1]!r}") from None
-            if wait < -1:
-                raise BadRequest("WAIT must be -1 or more")
-            phase = None
-            phase_values = control_value(pairs, "PHASE")
-            if phase_values:
-                try:
-                    phase = parse_phase(phase_values[-1])
-                except ValueError as exc:
-                    raise BadRequest(f"PHASE: {exc}") from None
-            timeout = settings.WAIT_MAX if wait == -1 else min(wait, settings.WAIT_MAX)
-            ticket = request.environ.get(PARK_KEY)
-            if timeout > 0 and ticket is not None:
-                # Served by `opus serve`: the request waits without holding a thread.
-                unparked = parker.park(ticket, jobname, job_id, timeout, phase)
-                if unparked is None:
-                    # Parked: the HTTP server sends nothing now, the Parker answers.
-                    return bottle.HTTPResponse(status=200, body=b"")
-                job = unparked
-            elif timeout > 0:
-                job, wake = service.wait(jobname, job_id, timeout, phase)
-                if wake is not None:
-                    woken = job
-                    return xml(wake.once("document", lambda: job_document(job_view(woken))))
-        return xml(job_document(job_view(job)))
+                phase = parse_phase(phase_values[-1])
+            except ValueError as exc:
+                raise BadRequest(f"PHASE: {exc}") from None
+        timeout = settings.WAIT_MAX if wait == -1 else min(wait, settings.WAIT_MAX)
+        ticket = request.environ.get(PARK_KEY)
+        if timeout <= 0:
+            return job_answer(details)
+        if ticket is None:
+            return job_answer(service.wait(caller_now, jobname, job_id, timeout, phase))
+        # Served by `opus serve`: the request waits without holding a thread.
+        if_none_match = request.get_header("If-None-Match")
+        unparked = parker.park(ticket, caller_now, jobname, job_id, timeout, phase, if_none_match)
+        if unparked is None:
+            # Parked: the HTTP server sends nothing now, the Parker answers.
+            return bottle.HTTPResponse(status=200, body=b"")
+        return job_answer(unparked)
 
     @app.delete(JOB)
-    def delete_job(jobname: str, job_id: str):
-        service.delete(load_job(jobname, job_id))
+    def delete_job(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        service.delete(who(), jobname, job_id)
         return see_other(f"/rest/{jobname}")
 
     @app.post(JOB)
-    def post_job(jobname: str, job_id: str):
-        job = load_job(jobname, job_id)
-        if posted_control("ACTION").strip().upper() != "DELETE":
+    def post_job(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        caller_now = who()
+        service.get_job(caller_now, jobname, job_id)  # 404 or 403 before a 400
+        values = {k.upper(): v for k, v in single_values(form_values(request)).items()}
+        if "ACTION" not in values and "PHASE" in values:
+            raise BadRequest(
+                f"PHASE goes to the job's phase: POST PHASE={values['PHASE']} "
+                f"to /rest/{jobname}/{job_id}/phase"
+            )
+        if values.get("ACTION", "").strip().upper() != "DELETE":
+            if "ACTION" not in values:
+                raise BadRequest("ACTION is missing")
             raise BadRequest("POST on a job takes ACTION=DELETE")
-        service.delete(job)
+        service.delete(caller_now, jobname, job_id)
         return see_other(f"/rest/{jobname}")
 
-    # -- job resources --------------------------------------------------------------
+    # -- job resources ------------------------------------------------------------------
 
     @app.get(f"{JOB}/phase")
-    def get_phase(jobname: str, job_id: str):
-        return text(load_job(jobname, job_id).phase.value)
+    def get_phase(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        return job_resource(details, details.job.phase.value)
 
     @app.post(f"{JOB}/phase")
-    def post_phase(jobname: str, job_id: str):
-        job = load_job(jobname, job_id)
+    def post_phase(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        caller_now = who()
+        service.get_job(caller_now, jobname, job_id)  # 404 or 403 before a 400
         wanted = posted_control("PHASE").strip().upper()
         if wanted == "RUN":
-            service.run(job)
+            service.run(caller_now, jobname, job_id)
         elif wanted == "ABORT":
-            service.abort(job)
+            service.abort(caller_now, jobname, job_id)
         else:
             raise BadRequest("PHASE must be RUN or ABORT")
         return see_other(f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/executionduration")
-    def get_duration(jobname: str, job_id: str):
-        return text(str(load_job(jobname, job_id).execution_duration))
+    def get_duration(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        return job_resource(details, str(details.job.execution_duration))
 
     @app.post(f"{JOB}/executionduration")
-    def post_duration(jobname: str, job_id: str):
-        job = load_job(jobname, job_id)
-        service.set_execution_duration(job, posted_control("EXECUTIONDURATION"))
+    def post_duration(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        caller_now = who()
+        service.get_job(caller_now, jobname, job_id)  # 404 or 403 before a 400
+        value = posted_control("EXECUTIONDURATION")
+        service.set_execution_duration(caller_now, jobname, job_id, value)
         return see_other(f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/destruction")
-    def get_destruction(jobname: str, job_id: str):
-        return text(format_time(load_job(jobname, job_id).destruction_time))
+    def get_destruction(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        return job_resource(details, format_time(details.job.destruction_time))
 
     @app.post(f"{JOB}/destruction")
-    def post_destruction(jobname: str, job_id: str):
-        job = load_job(jobname, job_id)
-        service.set_destruction(job, posted_control("DESTRUCTION"))
+    def post_destruction(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        caller_now = who()
+        service.get_job(caller_now, jobname, job_id)  # 404 or 403 before a 400
+        service.set_destruction(caller_now, jobname, job_id, posted_control("DESTRUCTION"))
         return see_other(f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/quote")
-    def get_quote(jobname: str, job_id: str):
-        return text(format_time(load_job(jobname, job_id).quote))
+    def get_quote(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        return job_resource(details, format_time(details.job.quote))
 
     @app.get(f"{JOB}/error")
-    def get_error(jobname: str, job_id: str):
-        return text(load_job(jobname, job_id).error_message or "")
+    def get_error(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        return job_resource(details, details.job.error_message or "")
 
     @app.get(f"{JOB}/owner")
-    def get_owner(jobname: str, job_id: str):
-        return text(load_job(jobname, job_id).owner)
+    def get_owner(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        return job_resource(details, details.job.owner)
 
     @app.get(f"{JOB}/parameters")
-    def get_parameters(jobname: str, job_id: str):
-        job = load_job(jobname, job_id)
-        params = service.store.get_parameters(job.id)
-        return xml(
-            parameters_document(ParameterView(p.name, p.value, p.by_reference) for p in params)
-        )
+    def get_parameters(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        etag = documents.etag(details.job)
+        return unless_current(etag, lambda: xml(parameters_document(details.parameters), etag=etag))
 
     @app.post(f"{JOB}/parameters")
-    def post_parameters(jobname: str, job_id: str):
-        job = load_job(jobname, job_id)
+    def post_parameters(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        caller_now = who()
+        service.get_job(caller_now, jobname, job_id)  # 404 or 403 before a 400
         params, control, uploads = split_form()
         if control:
             raise BadRequest(f"{sorted(control)[0]} cannot be set through parameters")
-        service.update_parameters(job, params, uploads)
+        service.update_parameters(caller_now, jobname, job_id, params, uploads)
         return see_other(f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/parameters/<name>")
-    def get_parameter(jobname: str, job_id: str, name: str):
-        job = load_job(jobname, job_id)
-        for param in service.store.get_parameters(job.id):
-            if param.name == name:
-                return text(param.value)
-        raise NotFound(f"job {job_id} has no parameter {name!r}")
+    def get_parameter(jobname: str, job_id: str, name: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        param = details.parameter(name)
+        if param is None:
+            raise NotFound(f"job {job_id} has no parameter {name!r}")
+        return job_resource(details, param.value)
 
     @app.get(f"{JOB}/results")
-    def get_results(jobname: str, job_id: str):
-        return xml(results_document(job_view(load_job(jobname, job_id)).results))
+    def get_results(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        etag = documents.etag(details.job)
+        return unless_current(etag, lambda: xml(documents.results(details), etag=etag))
 
     @app.get(f"{JOB}/results/<result_id>")
-    def get_result(jobname: str, job_id: str, result_id: str):
-        job = load_job(jobname, job_id)
-        for result in service.store.get_results(job.id):
-            if result.result_id == result_id:
-                return see_other(f"/store/{job.id}/{quote(result_id)}")
-        raise NotFound(f"job {job_id} has no result {result_id!r}")
+    def get_result(jobname: str, job_id: str, result_id: str) -> bottle.HTTPResponse:
+        details = job_of(jobname, job_id)
+        if details.result(result_id) is None:
+            raise NotFound(f"job {job_id} has no result {result_id!r}")
+        return see_other(f"/store/{job_id}/{quote(result_id)}")
 
-    def stream_file(job: Job, which: str):
-        path = service.stream_path(job, which)
+    def stream_file(jobname: str, job_id: str, which: str) -> bottle.HTTPResponse:
+        path = service.stream(who(), jobname, job_id, which)
         if not path.is_file():
             return text("")
-        return bottle.static_file(
+        response: bottle.HTTPResponse = bottle.static_file(
             path.name, root=str(path.parent), mimetype="text/plain", charset="UTF-8"
         )
+        return response
 
     @app.get(f"{JOB}/stdout")
-    def get_stdout(jobname: str, job_id: str):
-        return stream_file(load_job(jobname, job_id), STDOUT_FILE)
+    def get_stdout(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        return stream_file(jobname, job_id, STDOUT_FILE)
 
     @app.get(f"{JOB}/stderr")
-    def get_stderr(jobname: str, job_id: str):
-        return stream_file(load_job(jobname, job_id), STDERR_FILE)
+    def get_stderr(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        return stream_file(jobname, job_id, STDERR_FILE)
 
-    # -- the job types --------------------------------------------------------------
+    # -- the job types ------------------------------------------------------------------
 
     @app.get("/rest")
-    def job_types():
-        who = caller()
-        names = [n for n in service.registry.names() if auth.may_use(who, n, settings)]
-        return text("".join(f"{name}\n" for name in names))
+    def job_types() -> bottle.HTTPResponse:
+        return text("".join(f"{name}\n" for name in service.job_types(who())))
+
+    return app

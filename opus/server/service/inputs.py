@@ -18,13 +18,12 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import IO, Any
 
-from opus.server.errors import BadRequest, PayloadTooLarge
-from opus.server.scripts import INTERNAL_DIR, RESULTS_DIR
+from opus.core.errors import BadRequest, PayloadTooLarge
+from opus.core.layout import RESERVED_NAMES
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
-_RESERVED_NAMES = {INTERNAL_DIR, RESULTS_DIR}
 COPY_CHUNK = 1024 * 1024
 
 
@@ -34,14 +33,14 @@ class Upload:
 
     field: str
     filename: str
-    stream: BinaryIO
+    stream: IO[bytes]
 
 
 def sanitize_filename(name: str, fallback: str = "input") -> str:
     """A safe file name from a client-supplied one: basename, safe characters only."""
     base = PurePosixPath(name.replace("\\", "/")).name
     cleaned = _UNSAFE_CHARS.sub("_", base).lstrip(".-")[:128]
-    if not cleaned or cleaned in _RESERVED_NAMES:
+    if not cleaned or cleaned in RESERVED_NAMES:
         cleaned = f"{fallback}_{cleaned}" if cleaned else fallback
     return cleaned
 
@@ -56,7 +55,7 @@ def inside(directory: Path, name: str) -> Path:
 
 
 def _copy_limited(
-    source: BinaryIO, target: Path, limit: int, what: str, seconds: float | None = None
+    source: IO[bytes], target: Path, limit: int, what: str, seconds: float | None = None
 ) -> int:
     """Copy at most ``limit`` bytes (and for at most ``seconds``); nothing kept on failure."""
     deadline = None if seconds is None else time.monotonic() + seconds
@@ -106,7 +105,10 @@ def _guarded_connection(allow_private: bool) -> Any:
         peer = sock.getpeername()[0]
         if not allow_private and not is_public_address(peer):
             sock.close()
-            raise ForbiddenAddress(f"{address[0]} is a non-public address ({peer})")
+            raise ForbiddenAddress(
+                f"{address[0]} is a non-public address ({peer}); the server's "
+                "ALLOW_PRIVATE_URLS setting allows such inputs"
+            )
         return sock
 
     return create_connection

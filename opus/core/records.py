@@ -1,0 +1,115 @@
+"""The records the service hands out: jobs, their parameters and results, users.
+
+Immutable values, detached from any database session, so that a route, a template,
+the XML and JSON renderings and the Python client can all hold them safely. A stored
+parameter *value* is a ``Parameter``; what a job definition says a parameter may be
+is a ``jdl.ParameterDefinition``, another thing with another name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from opus.core.phases import Phase
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as stored: identity, phase, times and limits (no parameters or results).
+
+    ``version`` grows with every change of the job (its phase, times, parameters or
+    results): two reads with the same version show the same job, which is what the
+    job document's ETag and its cached rendering rest on.
+    """
+
+    id: str
+    jobname: str
+    run_id: str | None
+    owner: str
+    phase: Phase
+    creation_time: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+    destruction_time: datetime | None
+    quote: datetime | None
+    # When the phase last changed: lets the reconciler give a new phase a grace time.
+    phase_time: datetime
+    execution_duration: int
+    error_type: str | None
+    error_message: str | None
+    external_id: str | None
+    token_hash: str
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A job's parameter value, as the client sent it (or the definition's default).
+
+    ``by_reference`` marks a file input given as a URL: ``value`` is that URL.
+    """
+
+    name: str
+    value: str
+    by_reference: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    """A file a job produced; ``path`` is relative to the job directory."""
+
+    result_id: str
+    path: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A result and the file that holds it (checked to be inside the job's directory)."""
+
+    result: Result
+    path: Path
+
+
+@dataclass(frozen=True)
+class JobDetails:
+    """A job with its parameters and results: everything its UWS document shows."""
+
+    job: Job
+    parameters: tuple[Parameter, ...]
+    results: tuple[Result, ...]
+
+    def parameter(self, name: str) -> Parameter | None:
+        """The parameter called ``name`` (exactly), or None."""
+        return next((p for p in self.parameters if p.name == name), None)
+
+    def result(self, result_id: str) -> Result | None:
+        """The result called ``result_id``, or None."""
+        return next((r for r in self.results if r.result_id == result_id), None)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One line of a job list."""
+
+    job_id: str
+    phase: Phase
+    run_id: str | None
+    owner: str
+    creation_time: datetime
+
+
+@dataclass(frozen=True)
+class User:
+    """A stored user (the token itself is never stored, only its hash)."""
+
+    name: str
+    roles: tuple[str, ...]
+    active: bool
+    token_hash: str
+    password_hash: str | None
+    creation_time: datetime

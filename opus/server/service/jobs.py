@@ -1,0 +1,491 @@
+"""JobService: the one way to a job, for every interface, knowing who asks.
+
+Routes, pages and the command line call it with the caller of the request; it applies
+the access rules (a job is its owner's, and admins'; with CHECK_PERMISSIONS a job type
+is for the roles that name it), validates every value against the job definition,
+and is the only code that changes a job's phase: every change is a compare-and-set
+against the phase table, followed by a notification that wakes WAITing requests. It
+calls the JobStore (SQL), JobFiles (the job's directory) and a Manager (execution).
+
+The signal endpoint and the reconciler act for no caller: ``signal`` is authenticated
+by the job's own token, and the phase writers of the last section (``change_phase``,
+``finish``, ``destroy``, ``archive``, ``stop``) serve the reconciler (reconciler.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from opus.core import access
+from opus.core.access import Caller
+from opus.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from opus.core.layout import STDERR_FILE, STDOUT_FILE
+from opus.core.phases import RUNNING, TERMINAL, Phase, allowed_predecessors, parse_phase
+from opus.core.records import Job, JobDetails, JobSummary, Parameter, Result, ResultFile
+from opus.core.times import utcnow
+from opus.server.auth import hash_token
+from opus.server.jdl import JDLRegistry, JobDefinition
+from opus.server.managers import ManagedJob, Manager, ManagerError
+from opus.server.notify import PhaseNotifier
+from opus.server.service.inputs import Upload
+from opus.server.service.jobfiles import JobFiles, ScriptRequest
+from opus.server.service.validation import JobValidator
+from opus.server.storage import Coordination, JobStore
+from opus.server.waiting import Wait
+from opus.settings import Settings
+
+log = logging.getLogger("opus.service")
+
+
+class JobService:
+    """Job life cycle on top of a JobStore, a Manager and the job definitions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        manager: Manager,
+        registry: JDLRegistry,
+        notifier: PhaseNotifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.notifier = notifier or PhaseNotifier(max(1, settings.SERVER_THREADS - 8))
+        self.validator = JobValidator(settings, manager)
+        self.files = JobFiles(
+            settings.jobs_path,
+            settings.MAX_UPLOAD_SIZE,
+            settings.URL_FETCH_TIMEOUT,
+            settings.ALLOW_PRIVATE_URLS,
+        )
+
+    @property
+    def manager(self) -> Manager:
+        """Where jobs run (the validator checks options against the same manager)."""
+        return self.validator.manager
+
+    @manager.setter
+    def manager(self, manager: Manager) -> None:
+        self.validator.manager = manager
+
+    @property
+    def coordination(self) -> Coordination:
+        """What this process shares with the other processes of the server."""
+        return self.store.coordination
+
+    # -- job types ----------------------------------------------------------------------
+
+    def job_types(self, caller: Caller) -> list[str]:
+        """The names of the job types the caller may use, sorted."""
+        check = self.settings.CHECK_PERMISSIONS
+        return [n for n in self.registry.names() if access.may_use(caller, n, check)]
+
+    def definition(self, jobname: str) -> JobDefinition:
+        """The definition of a job type; NotFound (naming the available ones) if none."""
+        jdl = self.registry.get(jobname)
+        if jdl is None:
+            available = ", ".join(self.registry.names()) or "none"
+            raise NotFound(f"no job type named {jobname!r} (available: {available})")
+        return jdl
+
+    def usable_definition(self, caller: Caller, jobname: str) -> JobDefinition:
+        """The definition of a job type the caller may create jobs of.
+
+        NotFound for an unknown type, Forbidden when no role of the caller grants it.
+        """
+        jdl = self.definition(jobname)
+        if not access.may_use(caller, jobname, self.settings.CHECK_PERMISSIONS):
+            raise Forbidden(f"{caller.name} may not create {jobname} jobs (no role grants it)")
+        return jdl
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get_job(self, caller: Caller, jobname: str, job_id: str) -> JobDetails:
+        """The job with its parameters and results.
+
+        NotFound if there is no such job of this type, Forbidden if it is not the
+        caller's (nor the caller an admin).
+        """
+        details = self.store.get_details(job_id)
+        if details is None or details.job.jobname != jobname:
+            raise NotFound(f"no job {job_id!r} of type {jobname!r}")
+        self._check_access(caller, details.job)
+        return details
+
+    def list_jobs(
+        self,
+        caller: Caller,
+        jobname: str,
+        phases: Sequence[Phase] = (),
+        after: datetime | None = None,
+        last: int | None = None,
+    ) -> Iterator[JobSummary]:
+        """The caller's jobs of a type (every owner's for an admin), streamed.
+
+        Oldest first, or the ``last`` newest, newest first; ``phases`` empty means
+        every phase but ARCHIVED. NotFound for an unknown job type.
+        """
+        self.definition(jobname)
+        owner = None if caller.is_admin else caller.name
+        return self.store.list_jobs(jobname, phases, after, last, owner=owner)
+
+    def result_file(self, caller: Caller, job_id: str, result_id: str) -> ResultFile:
+        """A result of a job and its file (checked to be inside the job's directory).
+
+        NotFound for an unknown job or result, or a file that is gone; Forbidden for
+        another user's job.
+        """
+        details = self.store.get_details(job_id)
+        if details is None:
+            raise NotFound(f"no job {job_id!r}")
+        self._check_access(caller, details.job)
+        result = details.result(result_id)
+        if result is None:
+            raise NotFound(f"job {job_id} has no result {result_id!r}")
+        path = self.files.file(job_id, result.path)
+        if not path.is_file():
+            raise NotFound(f"the file of result {result_id!r} is gone")
+        return ResultFile(result, path)
+
+    def stream(self, caller: Caller, jobname: str, job_id: str, which: str) -> Path:
+        """The file of a job's captured ``stdout`` or ``stderr`` (it may not exist yet)."""
+        if which not in (STDOUT_FILE, STDERR_FILE):
+            raise NotFound(f"a job has no stream {which!r}")
+        job = self._load(caller, jobname, job_id)
+        return self.files.layout(job.id).stream(which)
+
+    def wait(
+        self, caller: Caller, jobname: str, job_id: str, timeout: float, phase: Phase | None
+    ) -> JobDetails:
+        """The job once ``Wait``'s rule says so: at its first change while it is active
+        (and in ``phase`` if given), or after ``timeout`` seconds. Holds the thread.
+
+        Raises like get_job. Past the notifier's cap on waiting threads, it answers at
+        once (UWS allows it).
+        """
+        wait = Wait.starting_now(timeout, phase)
+        with self.notifier.subscribe(job_id) as waiter:
+            # Subscribed before the read: a change between the two still wakes us.
+            details = self.get_job(caller, jobname, job_id)
+            if waiter is None:
+                return details
+            while not wait.is_over(details.job) and wait.remaining() > 0:
+                wake = waiter.wait(wait.next_sleep())
+                if wake is not None:
+                    return wake.details(lambda: self.get_job(caller, jobname, job_id))
+                # Nothing notified: look again (a change by `opus maintenance`).
+                details = self.get_job(caller, jobname, job_id)
+            return details
+
+    def _load(self, caller: Caller, jobname: str, job_id: str) -> Job:
+        job = self.store.get_job(job_id)
+        if job is None or job.jobname != jobname:
+            raise NotFound(f"no job {job_id!r} of type {jobname!r}")
+        self._check_access(caller, job)
+        return job
+
+    @staticmethod
+    def _check_access(caller: Caller, job: Job) -> None:
+        if not access.can_access(caller, job.owner):
+            raise Forbidden(f"job {job.id} belongs to another user")
+
+    # -- creation -----------------------------------------------------------------------
+
+    def create_job(
+        self,
+        caller: Caller,
+        jobname: str,
+        values: Mapping[str, str],
+        uploads: Sequence[Upload] = (),
+        control: Mapping[str, str] | None = None,
+    ) -> Job:
+        """Validate everything, then store a PENDING job of the caller (run it if PHASE=RUN).
+
+        ``values`` are the job's parameters, UWS control parameters (PHASE, RUNID,
+        EXECUTIONDURATION, DESTRUCTION, upper-case) split off into ``control``. Nothing
+        is stored when a value is refused (BadRequest, PayloadTooLarge), the type is
+        unknown (NotFound) or not the caller's to use (Forbidden).
+        """
+        jdl = self.usable_definition(caller, jobname)
+        checked_control = self.validator.control(control or {})
+        if checked_control.run:
+            self._check_active_limit(caller.name)
+        checked = self.validator.values(jdl, values, uploads)
+        now = utcnow()
+        execution_duration = self.validator.execution_duration(
+            jdl, checked_control.execution_duration
+        )
+        destruction = self.validator.destruction(now, checked_control.destruction)
+        job_id = self.files.create()
+        try:
+            stored = [Parameter(name, value) for name, value in checked.parameters.items()]
+            stored += self.files.save_inputs(job_id, checked.urls, checked.uploads)
+            job = Job(
+                id=job_id,
+                jobname=jobname,
+                run_id=checked_control.run_id,
+                owner=caller.name,
+                phase=Phase.PENDING,
+                creation_time=now,
+                start_time=None,
+                end_time=None,
+                destruction_time=destruction,
+                quote=now + timedelta(seconds=jdl.quote) if jdl.quote else None,
+                phase_time=now,
+                execution_duration=execution_duration,
+                error_type=None,
+                error_message=None,
+                external_id=None,
+                # The signal token is made at RUN: a PENDING job accepts no signal.
+                token_hash="",
+            )
+            self.store.insert_job(job, stored)
+        except BaseException:
+            # Nothing is kept of a job that could not be stored.
+            self.files.remove(job_id)
+            raise
+        if checked_control.run:
+            return self._run(job)
+        return job
+
+    # -- changes asked by clients -------------------------------------------------------
+
+    def run(self, caller: Caller, jobname: str, job_id: str) -> Job:
+        """PENDING → QUEUED, then submit to the manager (Forbidden in any other phase)."""
+        return self._run(self._load(caller, jobname, job_id))
+
+    def _run(self, job: Job) -> Job:
+        """The compare-and-set to QUEUED comes first, so that of two RUNs racing only the
+        winner writes the job's files and submits it; QUEUED and the external id are
+        stored before the answer."""
+        if job.phase != Phase.PENDING:
+            raise Forbidden(f"job {job.id} is {job.phase}: only a PENDING job can be run")
+        self._check_active_limit(job.owner)
+        jdl = self.definition(job.jobname)
+        token = secrets.token_urlsafe(32)
+        queued = self.change_phase(
+            job.id, Phase.QUEUED, allowed_from={Phase.PENDING}, token_hash=hash_token(token)
+        )
+        if not queued:
+            raise Forbidden(f"job {job.id} is no longer PENDING")
+        values, options = self.validator.script_values(self.store.get_details(job.id))
+        managed = ManagedJob(
+            job.id,
+            None,
+            self.files.directory(job.id),
+            job.execution_duration,
+            jobname=job.jobname,
+            options=options,
+        )
+        request = ScriptRequest(
+            job_id=job.id,
+            script=jdl.script,
+            values=values,
+            result_patterns=[g.default for g in jdl.generated if g.default],
+            signal_url=f"{self.settings.SIGNAL_BASE_URL}/handler/job_event",
+            signal_retry_seconds=self.settings.SIGNAL_RETRY_SECONDS,
+        )
+        try:
+            batch = self.files.write_scripts(request, token)
+            external_id = self.manager.submit(managed, batch)
+        except (ManagerError, OSError) as exc:
+            log.error("job %s: submission failed: %s", job.id, exc)
+            self.change_phase(
+                job.id,
+                Phase.ERROR,
+                end_time=utcnow(),
+                error_type="transient",
+                error_message=str(exc),
+            )
+        else:
+            self.store.set_external_id(job.id, external_id)
+        current = self.store.get_job(job.id) or job
+        if current.phase in TERMINAL and current.external_id:
+            # Aborted or deleted while being submitted: the abort found no process.
+            self.stop(current)
+        return current
+
+    def _check_active_limit(self, owner: str) -> None:
+        active = self.store.count_jobs(owner, RUNNING)
+        if active >= self.settings.NJOBS_MAX:
+            raise Forbidden(
+                f"{owner} already has {active} active jobs (NJOBS_MAX is "
+                f"{self.settings.NJOBS_MAX}): wait for one to end"
+            )
+
+    def abort(self, caller: Caller, jobname: str, job_id: str) -> Job:
+        """Stop a job that has not ended (Forbidden for a job that has)."""
+        job = self._load(caller, jobname, job_id)
+        if job.phase in TERMINAL:
+            raise Forbidden(f"job {job.id} is {job.phase}: it cannot be aborted")
+        # ABORTED is stored before the process is killed: the other way round, the
+        # reconciler could see the dead process first and call the job an ERROR.
+        if not self.change_phase(job.id, Phase.ABORTED, end_time=utcnow()):
+            current = self.store.get_job(job.id)
+            now = current.phase if current else "deleted"
+            raise Forbidden(f"job {job.id} is {now}: it cannot be aborted")
+        current = self.store.get_job(job.id) or job
+        if current.external_id is not None:
+            self.stop(current)
+        return current
+
+    def delete(self, caller: Caller, jobname: str, job_id: str) -> None:
+        """Abort the job if it runs, then remove it, its records and its files."""
+        self.destroy(self._load(caller, jobname, job_id))
+
+    def set_execution_duration(self, caller: Caller, jobname: str, job_id: str, text: str) -> None:
+        """Change the execution duration of a PENDING job (Forbidden afterwards)."""
+        job = self._load(caller, jobname, job_id)
+        if job.phase != Phase.PENDING:
+            raise Forbidden(f"job {job.id} is {job.phase}: executionDuration is fixed")
+        value = self.validator.execution_duration(self.definition(job.jobname), text)
+        if not self.store.set_execution_duration(job.id, value, {Phase.PENDING}):
+            raise Forbidden(f"job {job.id} is no longer PENDING")
+
+    def set_destruction(self, caller: Caller, jobname: str, job_id: str, text: str) -> None:
+        """Change the destruction time (no later than DESTRUCTION_INTERVAL after creation)."""
+        job = self._load(caller, jobname, job_id)
+        if job.phase == Phase.ARCHIVED:
+            raise Forbidden(f"job {job.id} is ARCHIVED")
+        self.store.set_destruction(job.id, self.validator.destruction(job.creation_time, text))
+
+    def update_parameters(
+        self,
+        caller: Caller,
+        jobname: str,
+        job_id: str,
+        values: Mapping[str, str],
+        uploads: Sequence[Upload] = (),
+    ) -> None:
+        """Change parameters of a PENDING job (Forbidden afterwards)."""
+        job = self._load(caller, jobname, job_id)
+        if job.phase != Phase.PENDING:
+            raise Forbidden(f"job {job.id} is {job.phase}: parameters can no longer change")
+        checked = self.validator.values(self.definition(job.jobname), values, uploads, partial=True)
+        stored = [Parameter(name, value) for name, value in checked.parameters.items()]
+        stored += self.files.save_inputs(job.id, checked.urls, checked.uploads)
+        if not self.store.set_parameters(job.id, stored, {Phase.PENDING}):
+            raise Forbidden(f"job {job.id} is no longer PENDING")
+
+    # -- signals from batch scripts -----------------------------------------------------
+
+    def signal(self, job_id: str, token: str, phase_text: str, message: str = "") -> Job:
+        """Apply a phase reported by a job's batch script, authenticated by its token.
+
+        Forbidden for a wrong token, BadRequest for a phase a job cannot report,
+        Conflict for one the phase table refuses (a repeated signal is accepted).
+        """
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if not token or not hmac.compare_digest(hash_token(token), job.token_hash):
+            raise Forbidden("wrong or missing job token")
+        try:
+            phase = parse_phase(phase_text)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if phase not in (Phase.EXECUTING, Phase.COMPLETED, Phase.ERROR):
+            raise BadRequest(f"a job cannot report {phase}")
+        if phase == Phase.EXECUTING:
+            changed = self.change_phase(job.id, Phase.EXECUTING, start_time=utcnow())
+        else:
+            changed = self.finish(job, phase, message or None)
+        if not changed:
+            current = self.store.get_job(job.id)
+            if current is not None and current.phase == phase:
+                return current  # a retried signal whose first answer was lost
+            now = current.phase if current else "deleted"
+            raise Conflict(f"job {job.id} is {now}: it cannot become {phase}")
+        return self.store.get_job(job.id) or job
+
+    # -- phase writers (signals and the reconciler) -------------------------------------
+
+    def change_phase(
+        self,
+        job_id: str,
+        phase: Phase,
+        *,
+        allowed_from: frozenset[Phase] | set[Phase] | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        token_hash: str | None = None,
+        results: Sequence[Result] = (),
+    ) -> bool:
+        """Compare-and-set the phase (from what the table allows, or ``allowed_from``),
+        then wake the job's waiters; True if it changed. The one phase writer."""
+        sources = allowed_predecessors(phase) if allowed_from is None else allowed_from
+        changed = self.store.change_phase(
+            job_id,
+            sources,
+            phase,
+            start_time=start_time,
+            end_time=end_time,
+            error_type=error_type,
+            error_message=error_message,
+            token_hash=token_hash,
+            results=results,
+        )
+        if changed:
+            log.info("job %s → %s", job_id, phase)
+            self.notifier.notify(job_id)
+        return changed
+
+    def finish(self, job: Job, phase: Phase, message: str | None) -> bool:
+        """Move a job to COMPLETED or ERROR, registering its results at the same time."""
+        now = utcnow()
+        error_message = None
+        if phase == Phase.ERROR:
+            error_message = self.files.error_message(job.id, message)
+        return self.change_phase(
+            job.id,
+            phase,
+            start_time=now if job.start_time is None else None,
+            end_time=now,
+            error_type="fatal" if phase == Phase.ERROR else None,
+            error_message=error_message,
+            results=self.collect_results(job),
+        )
+
+    def collect_results(self, job: Job) -> list[Result]:
+        """The result files of a job, named after its definition's generated entities."""
+        jdl = self.registry.get(job.jobname)
+        return self.files.collect_results(job.id, jdl.generated if jdl else [])
+
+    def stop(self, job: Job) -> None:
+        """Ask the manager to stop the job's processes (failures are logged)."""
+        try:
+            self.manager.abort(ManagedJob(job.id, job.external_id, self.files.directory(job.id)))
+        except ManagerError as exc:
+            log.error("job %s: abort failed: %s", job.id, exc)
+
+    def destroy(self, job: Job) -> None:
+        """Stop the job if it runs, then remove it, its records and its files."""
+        if job.phase in RUNNING:
+            self.stop(job)
+        self.manager.cleanup(ManagedJob(job.id, job.external_id, self.files.directory(job.id)))
+        self.store.delete_job(job.id)
+        self.files.remove(job.id)
+        self.notifier.notify(job.id)
+
+    def archive(self, job: Job, now: datetime) -> bool:
+        """ARCHIVED: the job's record stays, its results and files go; True if done."""
+        if job.phase in RUNNING:
+            self.stop(job)
+        archived = self.change_phase(
+            job.id,
+            Phase.ARCHIVED,
+            allowed_from=set(Phase) - {Phase.ARCHIVED},
+            end_time=job.end_time or now,
+        )
+        if archived:
+            self.store.delete_results(job.id)
+            self.files.remove(job.id)
+        return archived

@@ -1,0 +1,171 @@
+"""The reconciler: what signals missed, caught by asking the manager.
+
+A job's batch script reports its phases itself (signal endpoint); this pass catches the
+rest, every RECONCILE_INTERVAL in a background thread of the server (``Reconciler``)
+and on demand in `opus maintenance`: a job whose status file exists ends in that phase
+even if its callbacks were lost; a process that died without one → ERROR; a job lost
+during its submission → ERROR; executionDuration exceeded → stopped and ABORTED with an
+errorSummary; destruction time passed → deleted, or ARCHIVED when so configured. Every
+change goes through the JobService's phase writers, as compare-and-set, so a late
+signal and the reconciler never both win. One process at a time reconciles (the
+reconciler lock of storage.Coordination).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from opus.core.phases import RUNNING, TERMINAL, Phase
+from opus.core.records import Job
+from opus.core.times import utcnow
+from opus.server.managers import JobState, ManagedJob
+from opus.server.service.jobs import JobService
+
+log = logging.getLogger("opus.reconciler")
+
+# A job left QUEUED without an external id this long was lost during submission.
+SUBMIT_GRACE = timedelta(seconds=60)
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciliation pass did (printed by ``opus maintenance``)."""
+
+    checked: int = 0
+    changed: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    destroyed: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+
+
+def reconcile(service: JobService) -> ReconcileReport:
+    """One pass: ask the manager about running jobs, enforce limits, destroy."""
+    report = ReconcileReport()
+    now = utcnow()
+    # In batches, so that memory stays flat however many jobs run; each batch is one
+    # call to the manager (one squeue for SLURM).
+    for jobs in service.store.running_jobs(RUNNING):
+        report.checked += len(jobs)
+        managed = [
+            ManagedJob(j.id, j.external_id, service.files.directory(j.id), j.execution_duration)
+            for j in jobs
+            if j.external_id
+        ]
+        states = service.manager.states(managed) if managed else {}
+        for job in jobs:
+            try:
+                _reconcile_job(service, job, states.get(job.id), now, report)
+            except Exception:
+                log.exception("reconciling job %s failed", job.id)
+    _destroy_expired(service, now, report)
+    return report
+
+
+def _reconcile_job(
+    service: JobService, job: Job, state: JobState | None, now: datetime, report: ReconcileReport
+) -> None:
+    if job.external_id is None:
+        if job.phase == Phase.QUEUED and now - job.phase_time > SUBMIT_GRACE:
+            message = "the job was never submitted (server stopped during submission)"
+            if service.change_phase(
+                job.id,
+                Phase.ERROR,
+                end_time=now,
+                error_type="transient",
+                error_message=message,
+            ):
+                report.changed.append(job.id)
+        return
+    started = job.start_time or (job.phase_time if job.phase == Phase.EXECUTING else None)
+    limit = job.execution_duration
+    # A backend that enforces the limit itself (SLURM's --time) gets a grace time to do
+    # so, and its own verdict (TIMEOUT) reaches the job.
+    grace = service.manager.time_limit_grace
+    if (
+        limit > 0
+        and started is not None
+        and (state is None or state.phase not in TERMINAL)
+        and now > started + timedelta(seconds=limit + grace)
+    ):
+        service.stop(job)
+        message = f"the job exceeded its execution duration of {limit} s and was stopped"
+        if service.change_phase(
+            job.id, Phase.ABORTED, end_time=now, error_type="fatal", error_message=message
+        ):
+            report.timed_out.append(job.id)
+        return
+    if state is None or state.phase == job.phase:
+        return
+    if state.phase in (Phase.COMPLETED, Phase.ERROR):
+        changed = service.finish(job, state.phase, state.message)
+    elif state.phase == Phase.ABORTED:
+        changed = service.change_phase(
+            job.id,
+            Phase.ABORTED,
+            end_time=now,
+            error_type="fatal" if state.message else None,
+            error_message=state.message,
+        )
+    elif state.phase == Phase.EXECUTING and job.start_time is None:
+        changed = service.change_phase(job.id, Phase.EXECUTING, start_time=now)
+    else:
+        changed = service.change_phase(job.id, state.phase)
+    if changed:
+        report.changed.append(job.id)
+
+
+def _destroy_expired(service: JobService, now: datetime, report: ReconcileReport) -> None:
+    for job_id in service.store.expired_job_ids(now):
+        job = service.store.get_job(job_id)
+        if job is None:
+            continue
+        if not service.settings.ARCHIVE_ON_DESTRUCTION:
+            service.destroy(job)
+            report.destroyed.append(job_id)
+        elif service.archive(job, now):
+            report.archived.append(job_id)
+
+
+class Reconciler(threading.Thread):
+    """Background thread running ``reconcile`` every RECONCILE_INTERVAL, while this
+    process holds the reconciler lock."""
+
+    def __init__(self, service: JobService) -> None:
+        super().__init__(name="opus-reconciler", daemon=True)
+        self.service = service
+        self.stopping = threading.Event()
+        self.leading = False
+
+    def run(self) -> None:
+        interval = self.service.settings.RECONCILE_INTERVAL
+        # Of the processes of a server (and `opus maintenance`), only the holder of the
+        # lock reconciles; the others keep trying, to take over if it goes.
+        lock = self.service.coordination.reconciler_lock()
+        try:
+            while not self.stopping.wait(interval):
+                try:
+                    holder = lock.acquire()
+                except Exception as exc:
+                    log.warning("reconciler lock unavailable: %s", exc)
+                    holder = False
+                if holder != self.leading:
+                    self.leading = holder
+                    verb = "runs" if holder else "no longer runs"
+                    log.info("this process %s the reconciler", verb)
+                if not holder:
+                    continue
+                try:
+                    reconcile(self.service)
+                except Exception:
+                    log.exception("reconciliation pass failed")
+        finally:
+            with contextlib.suppress(Exception):
+                lock.release()
+
+    def stop(self) -> None:
+        """Ask the thread to end after its current pass."""
+        self.stopping.set()

@@ -1,0 +1,364 @@
+"""JobStore: every SQL statement about jobs, their parameters and their results.
+
+Write transactions start with their write (an INSERT or a conditional UPDATE), which
+keeps SQLite from failing lock upgrades under concurrent requests. Phase changes are
+compare-and-set (``UPDATE … WHERE phase IN (…)``) so that a signal and the reconciler
+never both win. Every write of a job, its parameters or its results increments the
+job's ``version`` in the same transaction: a job read with the same version is the
+same job. Phase changes and deletions are also announced to the other processes of the
+server (Coordination), which wake their WAIT requests.
+
+A job is read with its parameters and results in one statement (``get_details``), so
+what a client sees is one consistent state, read in one round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Collection, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import BindParameter
+
+from opus.core.phases import Phase
+from opus.core.records import Job, JobDetails, JobSummary, Parameter, Result
+from opus.server.storage.coordination import Coordination
+from opus.server.storage.engine import storable
+from opus.server.storage.models import JobRow, ParameterRow, ResultRow
+
+_JOB_COLUMNS = list(JobRow.__table__.columns)
+_JOB_KEYS = [column.name for column in _JOB_COLUMNS]
+_NEXT_VERSION = {"version": JobRow.version + 1}
+
+
+def _job_from_row(row: Any) -> Job:
+    values = dict(zip(_JOB_KEYS, row, strict=False))
+    values["phase"] = Phase(values["phase"])
+    return Job(**values)
+
+
+def _phases(phases: Collection[Phase]) -> list[str]:
+    return [phase.value for phase in phases]
+
+
+def _details_statement() -> Any:
+    """One statement for a job, its parameters and its results (one snapshot).
+
+    Each row is the job's columns, then a kind ('p' parameter, 'r' result) and the
+    item's columns; a job without parameters still gives one 'p' row, with no item.
+    """
+    job_id: BindParameter[str] = bindparam("job_id")
+    parameters = (
+        select(
+            *_JOB_COLUMNS,
+            literal_column("'p'").label("kind"),
+            ParameterRow.name.label("item"),
+            ParameterRow.value.label("text"),
+            ParameterRow.by_reference.label("flag"),
+            null().label("content_type"),
+            null().label("size"),
+            null().label("sha256"),
+        )
+        .select_from(
+            JobRow.__table__.outerjoin(ParameterRow.__table__, ParameterRow.job_id == JobRow.id)
+        )
+        .where(JobRow.id == job_id)
+    )
+    results = (
+        select(
+            *_JOB_COLUMNS,
+            literal_column("'r'"),
+            ResultRow.result_id,
+            ResultRow.path,
+            null(),
+            ResultRow.content_type,
+            ResultRow.size,
+            ResultRow.sha256,
+        )
+        .select_from(JobRow.__table__.join(ResultRow.__table__, ResultRow.job_id == JobRow.id))
+        .where(JobRow.id == job_id)
+    )
+    combined = union_all(parameters, results).subquery()
+    return select(combined).order_by(combined.c.kind, combined.c.item)
+
+
+def _details_from_rows(rows: list[Any]) -> JobDetails | None:
+    if not rows:
+        return None
+    width = len(_JOB_KEYS)
+    parameters: list[Parameter] = []
+    results: list[Result] = []
+    for row in rows:
+        kind, item, text, flag, content_type, size, sha256 = row[width:]
+        if item is None:
+            continue
+        if kind == "p":
+            parameters.append(Parameter(item, text, bool(flag)))
+        else:
+            results.append(Result(item, text, content_type, int(size), sha256))
+    return JobDetails(_job_from_row(rows[0]), tuple(parameters), tuple(results))
+
+
+class JobStore:
+    """All reads and writes of jobs, parameters and results."""
+
+    def __init__(self, engine: Engine, coordination: Coordination | None = None) -> None:
+        self.engine = engine
+        self.coordination = coordination or Coordination(engine)
+        # SQLite has one writer at a time: queueing writers on a lock in this process
+        # is fair and prompt, where SQLite's busy handler sleeps in steps of up to
+        # 100 ms (creation p99 went from ~400 ms to ~40 ms with 8 clients).
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
+        # Built once: the statements of every job GET.
+        self._job_by_id = select(*_JOB_COLUMNS).where(JobRow.id == bindparam("job_id"))
+        self._details = _details_statement()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction (serialised within the process on SQLite)."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job (without parameters and results), or None."""
+        if not storable(job_id):
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(self._job_by_id, {"job_id": job_id}).first()
+        return None if row is None else _job_from_row(row)
+
+    def get_details(self, job_id: str) -> JobDetails | None:
+        """The job with its parameters (by name) and results (by id), or None."""
+        if not storable(job_id):
+            return None
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(self._details, {"job_id": job_id}))
+        return _details_from_rows(rows)
+
+    def list_jobs(
+        self,
+        jobname: str,
+        phases: Collection[Phase] = (),
+        after: datetime | None = None,
+        last: int | None = None,
+        owner: str | None = None,
+    ) -> Iterator[JobSummary]:
+        """Stream a job list: oldest first, or the ``last`` newest, newest first.
+
+        ``phases`` empty means every phase except ARCHIVED; ``owner`` None means every
+        owner's. The rows are fetched in batches while the caller iterates, so memory
+        does not grow with the list.
+        """
+        statement = select(
+            JobRow.id, JobRow.phase, JobRow.run_id, JobRow.owner, JobRow.creation_time
+        ).where(JobRow.jobname == jobname)
+        if phases:
+            statement = statement.where(JobRow.phase.in_(_phases(phases)))
+        else:
+            statement = statement.where(JobRow.phase != Phase.ARCHIVED.value)
+        if after is not None:
+            statement = statement.where(JobRow.creation_time > after)
+        if owner is not None:
+            statement = statement.where(JobRow.owner == owner)
+        if last is not None:
+            statement = statement.order_by(JobRow.creation_time.desc(), JobRow.id.desc()).limit(
+                last
+            )
+        else:
+            statement = statement.order_by(JobRow.creation_time, JobRow.id)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=1000).execute(statement)
+            for job_id, phase, run_id, job_owner, created in result:
+                yield JobSummary(job_id, Phase(phase), run_id, job_owner, created)
+
+    def running_jobs(self, phases: Collection[Phase], batch: int = 1000) -> Iterator[list[Job]]:
+        """Jobs in the given phases (the reconciler's working set), in batches."""
+        statement = select(*_JOB_COLUMNS).where(JobRow.phase.in_(_phases(phases)))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(statement)
+            for rows in result.partitions():
+                yield [_job_from_row(row) for row in rows]
+
+    def expired_job_ids(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Ids of jobs whose destruction time has passed (ARCHIVED ones excluded)."""
+        statement = (
+            select(JobRow.id)
+            .where(JobRow.destruction_time < now, JobRow.phase != Phase.ARCHIVED.value)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement).scalars())
+
+    def count_jobs(self, owner: str, phases: Collection[Phase]) -> int:
+        """How many jobs of ``owner`` are in one of ``phases``."""
+        statement = select(func.count()).where(
+            JobRow.owner == owner, JobRow.phase.in_(_phases(phases))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    # -- writes -----------------------------------------------------------------------
+
+    def insert_job(self, job: Job, parameters: Iterable[Parameter]) -> None:
+        """Store a new job and its parameters in one transaction.
+
+        Raises sqlalchemy.exc.IntegrityError when the id is already taken.
+        """
+        values = {key: getattr(job, key) for key in _JOB_KEYS}
+        values["phase"] = job.phase.value
+        rows = [
+            {"job_id": job.id, "name": p.name, "value": p.value, "by_reference": p.by_reference}
+            for p in parameters
+        ]
+        with self._writing() as conn:
+            conn.execute(insert(JobRow), [values])
+            if rows:
+                conn.execute(insert(ParameterRow), rows)
+
+    def change_phase(
+        self,
+        job_id: str,
+        allowed_from: Collection[Phase],
+        new_phase: Phase,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        token_hash: str | None = None,
+        results: Iterable[Result] = (),
+    ) -> bool:
+        """Set the phase if the job is in one of ``allowed_from``; True if it changed.
+
+        The other values given (None leaves a column as it is) and the job's results
+        (replacing any registered before) are written in the same transaction, so that
+        a waiter woken by the phase sees them.
+        """
+        values: dict[str, Any] = {
+            "phase": new_phase.value,
+            "phase_time": datetime.now(UTC),
+            **_NEXT_VERSION,
+        }
+        for key, value in (
+            ("start_time", start_time),
+            ("end_time", end_time),
+            ("error_type", error_type),
+            ("error_message", error_message),
+            ("token_hash", token_hash),
+        ):
+            if value is not None:
+                values[key] = value
+        statement = (
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.phase.in_(_phases(allowed_from)))
+            .values(**values)
+        )
+        result_rows = [
+            {
+                "job_id": job_id,
+                "result_id": r.result_id,
+                "path": r.path,
+                "content_type": r.content_type,
+                "size": r.size,
+                "sha256": r.sha256,
+            }
+            for r in results
+        ]
+        with self._writing() as conn:
+            changed = conn.execute(statement).rowcount == 1
+            if changed and result_rows:
+                conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
+                conn.execute(insert(ResultRow), result_rows)
+            if changed:
+                self.coordination.announce(conn, job_id)
+        return changed
+
+    def set_external_id(self, job_id: str, external_id: str) -> bool:
+        """Record the id the manager gave the job; True if the job exists."""
+        return self._update(job_id, {"external_id": external_id})
+
+    def set_execution_duration(self, job_id: str, seconds: int, only_in: Collection[Phase]) -> bool:
+        """Change the job's execution duration while it is in ``only_in``; True if done."""
+        return self._update(job_id, {"execution_duration": seconds}, only_in)
+
+    def set_destruction(self, job_id: str, when: datetime) -> bool:
+        """Change the job's destruction time; True if the job exists."""
+        return self._update(job_id, {"destruction_time": when})
+
+    def _update(
+        self, job_id: str, values: dict[str, Any], only_in: Collection[Phase] | None = None
+    ) -> bool:
+        statement = update(JobRow).where(JobRow.id == job_id).values(**values, **_NEXT_VERSION)
+        if only_in is not None:
+            statement = statement.where(JobRow.phase.in_(_phases(only_in)))
+        with self._writing() as conn:
+            return conn.execute(statement).rowcount == 1
+
+    def set_parameters(
+        self, job_id: str, parameters: Iterable[Parameter], only_in: Collection[Phase]
+    ) -> bool:
+        """Replace some parameters of a job, only while it is in ``only_in`` phases.
+
+        The phase check is the transaction's first statement (the UPDATE of the job's
+        version takes the write lock), so a RUN racing with the change cannot slip in
+        between.
+        """
+        with self._writing() as conn:
+            guard = (
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.phase.in_(_phases(only_in)))
+                .values(**_NEXT_VERSION)
+            )
+            if conn.execute(guard).rowcount != 1:
+                return False
+            for param in parameters:
+                conn.execute(
+                    delete(ParameterRow).where(
+                        ParameterRow.job_id == job_id, ParameterRow.name == param.name
+                    )
+                )
+                conn.execute(
+                    insert(ParameterRow).values(
+                        job_id=job_id,
+                        name=param.name,
+                        value=param.value,
+                        by_reference=param.by_reference,
+                    )
+                )
+        return True
+
+    def delete_results(self, job_id: str) -> None:
+        """Forget the job's results (an ARCHIVED job keeps none)."""
+        with self._writing() as conn:
+            conn.execute(update(JobRow).where(JobRow.id == job_id).values(**_NEXT_VERSION))
+            conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete the job with its parameters and results."""
+        with self._writing() as conn:
+            # The job row first, as every writer of a job does: PostgreSQL locks rows,
+            # and a delete taking the results first deadlocked with a change_phase
+            # recording them. Its parameters and results go with it (ON DELETE CASCADE),
+            # and are deleted explicitly too, for a connection without foreign keys.
+            conn.execute(delete(JobRow).where(JobRow.id == job_id))
+            conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
+            conn.execute(delete(ParameterRow).where(ParameterRow.job_id == job_id))
+            self.coordination.announce(conn, job_id)

@@ -1,0 +1,118 @@
+"""The tables of OPUS as SQLAlchemy 2.0 typed models.
+
+They change only together with a migration (opus/server/migrations/versions); a test
+checks that the migrated schema equals these models on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes, stored naive-UTC (portable across databases)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the OPUS tables."""
+
+
+class JobRow(Base):
+    """A UWS job."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jobname: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(Text, default=None)
+    owner: Mapped[str] = mapped_column(String(255))
+    phase: Mapped[str] = mapped_column(String(16))
+    creation_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    destruction_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    quote: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When the phase last changed: lets the reconciler give a new phase a grace time.
+    phase_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    execution_duration: Mapped[int] = mapped_column(Integer)
+    error_type: Mapped[str | None] = mapped_column(String(16), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    token_hash: Mapped[str] = mapped_column(String(128))
+    # Incremented by every write of the job, its parameters or its results.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = (
+        # Job lists: per job type, newest first, optionally by phase.
+        Index("ix_jobs_list", "jobname", "creation_time", "id"),
+        Index("ix_jobs_list_phase", "jobname", "phase", "creation_time", "id"),
+        # Reconciler (active jobs), destruction sweep, per-owner limits.
+        Index("ix_jobs_phase", "phase"),
+        Index("ix_jobs_destruction", "destruction_time"),
+        Index("ix_jobs_owner_phase", "owner", "phase"),
+    )
+
+
+class ParameterRow(Base):
+    """A job parameter (value as text, no length limit)."""
+
+    __tablename__ = "job_parameters"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    by_reference: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ResultRow(Base):
+    """A file a job produced, registered when it ended."""
+
+    __tablename__ = "job_results"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    result_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class LeaseRow(Base):
+    """A named lease held by one process until ``expires`` (the SQLite reconciler lock)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UserRow(Base):
+    """A user: roles, active flag, API token (hash only) and optional web password."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    roles: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(Text, default=None)
+    creation_time: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,94 @@
+"""The shape of the package: the rules that keep its layers apart, checked on its source.
+
+The domain core imports no framework (a client or a template can use it without the
+server's dependencies), and the HTTP trees reach jobs only through the service (no
+route imports storage or writes SQL). Checked two ways: statically on each module's
+imports, and by importing the core in a fresh interpreter and looking at what came in.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "opus"
+FRAMEWORKS = ("bottle", "sqlalchemy", "lxml", "cheroot", "alembic", "psycopg2", "yaml")
+MAX_LINES = 500
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a source file imports (absolute names; relative ones resolved)."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def modules_under(*parts: str) -> list[Path]:
+    return sorted(PACKAGE.joinpath(*parts).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules_under("core"), ids=lambda p: p.name)
+def test_the_core_imports_no_framework_and_no_server_code(path: Path) -> None:
+    for name in imported_modules(path):
+        top = name.split(".")[0]
+        assert top not in FRAMEWORKS, f"{path.name} imports {name}"
+        assert not name.startswith("opus.server"), f"{path.name} imports {name}"
+
+
+def test_importing_the_core_loads_no_framework() -> None:
+    code = (
+        "import sys, pkgutil, importlib, opus.core\n"
+        "for info in pkgutil.iter_modules(opus.core.__path__):\n"
+        "    importlib.import_module('opus.core.' + info.name)\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r}))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opus.server')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines() == ["[]", "[]"]
+
+
+@pytest.mark.parametrize("path", modules_under("server", "routes"), ids=lambda p: p.name)
+def test_routes_reach_jobs_only_through_the_service(path: Path) -> None:
+    for name in imported_modules(path):
+        assert not name.startswith("opus.server.storage"), f"{path.name} imports {name}"
+        assert not name.startswith("sqlalchemy"), f"{path.name} imports {name}"
+    source = path.read_text()
+    for reach in (".store.", "service.store", ".users.users"):
+        assert reach not in source, f"{path.name} reaches around the service: {reach!r}"
+
+
+def test_sql_is_written_only_in_storage_and_the_migrations() -> None:
+    allowed = {PACKAGE / "server" / "schema.py"}
+    for path in modules_under():
+        inside = {"storage", "migrations"} & set(path.relative_to(PACKAGE).parts)
+        if inside or path in allowed:
+            continue
+        for name in imported_modules(path):
+            if name.startswith("sqlalchemy"):
+                assert name in {"sqlalchemy.engine.Engine"} or name.startswith("sqlalchemy.exc"), (
+                    f"{path.relative_to(PACKAGE)} imports {name}"
+                )
+
+
+@pytest.mark.parametrize("path", modules_under(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_longer_than_500_lines(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines"
