@@ -7,6 +7,8 @@ opus.server.workers.Supervisor):
 
 - POST /rest/<jobname>: a 303 to a made-up job URL, after reading the form body (any
   handler reads it). Nothing is stored.
+- GET /rest/<jobname>/<job_id>: a job-sized XML document held in memory (bench_get's
+  reference: what any handler of the same server costs to answer a poll).
 - GET /wait: blocks until the process receives SIGUSR1, then answers a job-sized XML
   document: what a thread-per-request server costs to answer many blocked requests at
   once, with no application work (bench_wait's reference).
@@ -29,6 +31,8 @@ counter = itertools.count()
 released = threading.Event()
 # About the size of a job document woken by a phase change.
 WAIT_BODY = b'<?xml version="1.0" encoding="UTF-8"?>\n<uws:job>' + b"x" * 1600 + b"</uws:job>\n"
+# About the size of the document of a completed sleep job (bench_get).
+JOB_BODY = WAIT_BODY
 
 
 @app.post("/rest/<jobname>")
@@ -36,6 +40,12 @@ def create(jobname: str):
     dict(bottle.request.forms.decode().allitems())
     location = bottle.urljoin(bottle.request.url, f"/rest/{jobname}/job{next(counter)}")
     return bottle.HTTPResponse(status=303, headers={"Location": location})
+
+
+@app.get("/rest/<jobname>/<job_id>")
+def job(jobname: str, job_id: str):
+    bottle.response.content_type = "text/xml; charset=UTF-8"
+    return JOB_BODY
 
 
 @app.get("/")

@@ -335,10 +335,12 @@ def request(
     method: str,
     path: str,
     body: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """One request on a keep-alive connection: (status, headers, body)."""
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
-    conn.request(method, path, body=body, headers=headers)
+    sent = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+    sent.update(headers or {})
+    conn.request(method, path, body=body, headers=sent)
     response = conn.getresponse()
     data = response.read()
     return response.status, {k.lower(): v for k, v in response.getheaders()}, data

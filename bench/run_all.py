@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], int]] = {
     "create": ("bench_create", [], 600),
     "create-pg": ("bench_create", PG, 600),
     "create-pg2": ("bench_create", [*PG, "--workers", "2"], 600),
+    "get": ("bench_get", [], 600),
+    "get-pg": ("bench_get", PG, 600),
     "list": ("bench_list", [], 2400),
     "list-pg": ("bench_list", PG, 2400),
     "wait": ("bench_wait", [], 900),

@@ -82,3 +82,21 @@ def test_signal_endpoint_trusts_only_the_job_token(app: webtest.TestApp) -> None
         expect_errors=True,
     )
     assert response.status_int in (403, 404)
+
+
+def test_redirects_go_to_base_url_whatever_the_request_says(app, settings) -> None:
+    """A Location is never built from Host or X-Forwarded-*: the client chooses those."""
+    forged = {
+        "Host": "evil.example",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "https",
+    }
+    created = app.post("/rest/sleep", {"duration": "1"}, headers=forged, status=303)
+    assert created.location.startswith(f"{settings.BASE_URL}/rest/sleep/")
+    path = created.location.removeprefix(settings.BASE_URL)
+    for answer in (
+        app.post(f"{path}/phase", {"PHASE": "ABORT"}, headers=forged, status=303),
+        app.delete(path, headers=forged, status=303),
+    ):
+        assert answer.location.startswith(settings.BASE_URL + "/rest/sleep")
+        assert "evil" not in answer.location

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,15 @@ from sqlalchemy import delete, insert, select, text, update
 
 from opus.core.phases import Phase
 from opus.core.records import Job, Parameter, Result, User
-from opus.server.storage import JobRow, JobStore, ParameterRow, ResultRow, UserStore, make_engine
+from opus.server.storage import (
+    JobRow,
+    JobStore,
+    ParameterRow,
+    ResultRow,
+    UserRow,
+    UserStore,
+    make_engine,
+)
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -152,3 +161,73 @@ def test_keys_with_nul_match_nothing(store: JobStore) -> None:
     assert users.set_active("alice\x00", False) is False
     assert users.delete("alice\x00") is False
     assert users.get("alice") is not None and store.get_job("j1") is not None
+
+
+def test_a_job_changed_by_another_process_is_read_anew(store: JobStore) -> None:
+    """A job read before is reused only at the same version: a change made through
+    another engine (another process of the server, `opus maintenance`) is seen at once."""
+    other = JobStore(make_engine(str(store.engine.url.render_as_string(hide_password=False))))
+    try:
+        store.insert_job(a_job("j1"), [Parameter("duration", "1")])
+        first = store.get_details("j1")
+        assert first is not None and first.job.phase == Phase.PENDING
+        assert store.get_details("j1") is first, "unchanged: the same record"
+        assert other.change_phase("j1", {Phase.PENDING}, Phase.QUEUED)
+        changed = store.get_details("j1")
+        assert changed is not None and changed.job.phase == Phase.QUEUED
+        assert changed.job.version == first.job.version + 1
+        other.set_parameters("j1", [Parameter("duration", "2")], {Phase.QUEUED})
+        assert store.get_details("j1").parameter("duration").value == "2"
+        other.change_phase("j1", {Phase.QUEUED}, Phase.COMPLETED, results=[a_result("out")])
+        assert [r.result_id for r in store.get_details("j1").results] == ["out"]
+        other.delete_job("j1")
+        assert store.get_details("j1") is None
+    finally:
+        other.engine.dispose()
+
+
+def test_every_write_of_a_job_increments_its_version(store: JobStore) -> None:
+    store.insert_job(a_job("j1"), [])
+    versions = [store.get_job("j1").version]
+    for write in (
+        lambda: store.set_destruction("j1", START + timedelta(days=2)),
+        lambda: store.set_execution_duration("j1", 30, {Phase.PENDING}),
+        lambda: store.set_parameters("j1", [Parameter("duration", "3")], {Phase.PENDING}),
+        lambda: store.change_phase("j1", {Phase.PENDING}, Phase.QUEUED),
+        lambda: store.set_external_id("j1", "1234"),
+        lambda: store.change_phase("j1", {Phase.QUEUED}, Phase.COMPLETED, results=[a_result("r")]),
+        lambda: store.delete_results("j1"),
+    ):
+        write()
+        versions.append(store.get_job("j1").version)
+    assert versions == list(range(versions[0], versions[0] + 8))
+
+
+def test_the_users_hot_query_reads_every_column() -> None:
+    from opus.server.storage.users import _SELECT_USER
+
+    listed = _SELECT_USER.removeprefix("SELECT ").partition(" FROM")[0].split(", ")
+    assert listed == [column.name for column in UserRow.__table__.columns]
+
+
+def test_a_job_reads_back_as_it_was_inserted(store: JobStore) -> None:
+    """insert_job writes on the driver with the columns' own bind processors: every
+    value reads back equal through SQLAlchemy, times to the microsecond and in UTC."""
+    created = datetime(2026, 3, 4, 5, 6, 7, 891000, tzinfo=UTC)
+    job = replace(
+        a_job("j1", created),
+        run_id="run ' \" <&>",
+        quote=created + timedelta(seconds=5),
+        error_message="x\ny",
+    )
+    store.insert_job(job, [Parameter("a", "1"), Parameter("url", "http://x/y", True)])
+    assert store.get_job("j1") == job
+    details = store.get_details("j1")
+    assert details.parameters == (Parameter("a", "1"), Parameter("url", "http://x/y", True))
+    # Time comparisons in SQL agree with what SQLAlchemy itself writes.
+    later = replace(a_job("j2", created + timedelta(microseconds=1000)), jobname="sleep")
+    with store.engine.begin() as conn:
+        values = {c.name: getattr(later, c.name) for c in JobRow.__table__.columns}
+        conn.execute(insert(JobRow), [{**values, "phase": later.phase.value}])
+    after = [s.job_id for s in store.list_jobs("sleep", after=created)]
+    assert after == ["j2"]

@@ -86,10 +86,13 @@ def xml(body: bytes | Iterable[bytes], etag: str | None = None) -> bottle.HTTPRe
     return bottle.HTTPResponse(body=body, headers=headers)
 
 
-def see_other(location: str) -> bottle.HTTPResponse:
-    """A 303 to ``location`` (absolute URL built from the request)."""
-    absolute = bottle.urljoin(bottle.request.url, location)
-    return bottle.HTTPResponse(status=303, headers={"Location": absolute})
+def see_other(base_url: str, path: str) -> bottle.HTTPResponse:
+    """A 303 to ``path`` under the server's BASE_URL.
+
+    Never built from the request: its Host and X-Forwarded-* headers are the client's
+    to choose, and a redirect must not send anybody elsewhere.
+    """
+    return bottle.HTTPResponse(status=303, headers={"Location": base_url + path})
 
 
 def etag_matches(header: str | None, etag: str) -> bool:

@@ -131,7 +131,7 @@ def tree(
         service.usable_definition(caller_now, jobname)
         params, control, uploads = split_form()
         job = service.create_job(caller_now, jobname, params, uploads, control)
-        return see_other(f"/rest/{jobname}/{job.id}")
+        return see_other(settings.BASE_URL, f"/rest/{jobname}/{job.id}")
 
     # -- a job --------------------------------------------------------------------------
 
@@ -173,7 +173,7 @@ def tree(
     @app.delete(JOB)
     def delete_job(jobname: str, job_id: str) -> bottle.HTTPResponse:
         service.delete(who(), jobname, job_id)
-        return see_other(f"/rest/{jobname}")
+        return see_other(settings.BASE_URL, f"/rest/{jobname}")
 
     @app.post(JOB)
     def post_job(jobname: str, job_id: str) -> bottle.HTTPResponse:
@@ -190,7 +190,7 @@ def tree(
                 raise BadRequest("ACTION is missing")
             raise BadRequest("POST on a job takes ACTION=DELETE")
         service.delete(caller_now, jobname, job_id)
-        return see_other(f"/rest/{jobname}")
+        return see_other(settings.BASE_URL, f"/rest/{jobname}")
 
     # -- job resources ------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ def tree(
             service.abort(caller_now, jobname, job_id)
         else:
             raise BadRequest("PHASE must be RUN or ABORT")
-        return see_other(f"/rest/{jobname}/{job_id}")
+        return see_other(settings.BASE_URL, f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/executionduration")
     def get_duration(jobname: str, job_id: str) -> bottle.HTTPResponse:
@@ -223,7 +223,7 @@ def tree(
         service.get_job(caller_now, jobname, job_id)  # 404 or 403 before a 400
         value = posted_control("EXECUTIONDURATION")
         service.set_execution_duration(caller_now, jobname, job_id, value)
-        return see_other(f"/rest/{jobname}/{job_id}")
+        return see_other(settings.BASE_URL, f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/destruction")
     def get_destruction(jobname: str, job_id: str) -> bottle.HTTPResponse:
@@ -235,7 +235,7 @@ def tree(
         caller_now = who()
         service.get_job(caller_now, jobname, job_id)  # 404 or 403 before a 400
         service.set_destruction(caller_now, jobname, job_id, posted_control("DESTRUCTION"))
-        return see_other(f"/rest/{jobname}/{job_id}")
+        return see_other(settings.BASE_URL, f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/quote")
     def get_quote(jobname: str, job_id: str) -> bottle.HTTPResponse:
@@ -266,7 +266,7 @@ def tree(
         if control:
             raise BadRequest(f"{sorted(control)[0]} cannot be set through parameters")
         service.update_parameters(caller_now, jobname, job_id, params, uploads)
-        return see_other(f"/rest/{jobname}/{job_id}")
+        return see_other(settings.BASE_URL, f"/rest/{jobname}/{job_id}")
 
     @app.get(f"{JOB}/parameters/<name>")
     def get_parameter(jobname: str, job_id: str, name: str) -> bottle.HTTPResponse:
@@ -287,7 +287,7 @@ def tree(
         details = job_of(jobname, job_id)
         if details.result(result_id) is None:
             raise NotFound(f"job {job_id} has no result {result_id!r}")
-        return see_other(f"/store/{job_id}/{quote(result_id)}")
+        return see_other(settings.BASE_URL, f"/store/{job_id}/{quote(result_id)}")
 
     def stream_file(jobname: str, job_id: str, which: str) -> bottle.HTTPResponse:
         path = service.stream(who(), jobname, job_id, which)

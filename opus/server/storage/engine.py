@@ -1,14 +1,19 @@
-"""The one engine of a process, and what every store needs to know about keys.
+"""The one engine of a process, what every store needs to know about keys, and the two
+statements of the hot path that run on the driver directly.
 
 SQLite runs in WAL mode with a busy timeout and foreign keys on; no SQLite-only SQL is
-used anywhere, so PostgreSQL works with the same statements.
+used anywhere, so PostgreSQL works with the same statements. ``HotQuery`` (the
+one-row reads of every job GET and authentication) and ``HotInsert`` (the rows of a
+new job) bypass SQLAlchemy's execution machinery, which costs more than the database's
+work; everything else goes through SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Table, create_engine, event
 from sqlalchemy.engine import Engine
 
 
@@ -48,3 +53,70 @@ def raw_connection(engine: Engine) -> Any:
     connection = engine.dialect.loaded_dbapi.connect(*args, **kwargs)
     connection.autocommit = True
     return connection
+
+
+class HotQuery:
+    """A one-row read on the hot path of every request, run on the driver directly.
+
+    A job GET and an authentication each cost one such read. Through SQLAlchemy's
+    execution machinery (statement cache, result objects, type processing) a read
+    costs several times what the database does for it, and far more under concurrent
+    requests (every step of the driver hands the GIL over); these reads take a pooled
+    connection and its cursor, nothing else. The SQL is plain and portable; ``?``
+    marks the parameters, written as the driver wants them.
+    """
+
+    def __init__(self, engine: Engine, sql: str) -> None:
+        self.engine = engine
+        if engine.dialect.paramstyle in ("format", "pyformat"):
+            sql = sql.replace("?", "%s")
+        self.sql = sql
+
+    def one(self, parameters: Sequence[Any]) -> tuple[Any, ...] | None:
+        """The first row for ``parameters``, or None."""
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self.sql, tuple(parameters))
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool (rolled back there)
+        return None if row is None else tuple(row)
+
+
+class HotInsert:
+    """Rows of one table written on the driver directly, in the caller's transaction.
+
+    Job creation writes a job and its parameters: through SQLAlchemy's execution
+    machinery that costs more than the database's work. The values go through each
+    column type's own bind processor (public SQLAlchemy API), so what is stored is
+    exactly what SQLAlchemy would store and read back.
+    """
+
+    def __init__(self, engine: Engine, table: Table) -> None:
+        columns = list(table.columns)
+        marker = "%s" if engine.dialect.paramstyle in ("format", "pyformat") else "?"
+        names = ", ".join(column.name for column in columns)
+        markers = ", ".join(marker for _ in columns)
+        self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({markers})"  # noqa: S608 - model names
+        self.keys = [column.name for column in columns]
+        self.processors = [column.type.bind_processor(engine.dialect) for column in columns]
+
+    def rows(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` (column name → value) with ``cursor``."""
+        prepared = [
+            tuple(
+                value if process is None else process(value)
+                for value, process in zip(
+                    (row[key] for key in self.keys), self.processors, strict=True
+                )
+            )
+            for row in rows
+        ]
+        if len(prepared) == 1:
+            cursor.execute(self.sql, prepared[0])
+        elif prepared:
+            cursor.executemany(self.sql, prepared)

@@ -9,13 +9,15 @@ same job. Phase changes and deletions are also announced to the other processes 
 server (Coordination), which wake their WAIT requests.
 
 A job is read with its parameters and results in one statement (``get_details``), so
-what a client sees is one consistent state, read in one round trip.
+what a client sees is one consistent state, read in one round trip; a job this process
+read before is reused after one read of its version, while the version is the same.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +39,7 @@ from sqlalchemy.sql.elements import BindParameter
 from opus.core.phases import Phase
 from opus.core.records import Job, JobDetails, JobSummary, Parameter, Result
 from opus.server.storage.coordination import Coordination
-from opus.server.storage.engine import storable
+from opus.server.storage.engine import HotInsert, HotQuery, storable
 from opus.server.storage.models import JobRow, ParameterRow, ResultRow
 
 _JOB_COLUMNS = list(JobRow.__table__.columns)
@@ -113,6 +115,43 @@ def _details_from_rows(rows: list[Any]) -> JobDetails | None:
     return JobDetails(_job_from_row(rows[0]), tuple(parameters), tuple(results))
 
 
+class RecentJobs:
+    """The jobs this process read last, each at the version it was read at (bounded).
+
+    A job is the same at the same version (every write increments it), so an entry is
+    valid for exactly as long as the database still has its version: nothing here is
+    ever stale, only unused. Jobs whose parameters hold much text are not kept.
+    """
+
+    SIZE = 4096
+    MAX_TEXT = 64 * 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: OrderedDict[str, JobDetails] = OrderedDict()
+
+    def get(self, job_id: str, version: int) -> JobDetails | None:
+        with self._lock:
+            details = self._jobs.get(job_id)
+            if details is None or details.job.version != version:
+                return None
+            self._jobs.move_to_end(job_id)
+            return details
+
+    def keep(self, details: JobDetails) -> None:
+        if sum(len(p.value) for p in details.parameters) > self.MAX_TEXT:
+            return
+        with self._lock:
+            self._jobs[details.job.id] = details
+            self._jobs.move_to_end(details.job.id)
+            while len(self._jobs) > self.SIZE:
+                self._jobs.popitem(last=False)
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+
 class JobStore:
     """All reads and writes of jobs, parameters and results."""
 
@@ -128,6 +167,11 @@ class JobStore:
         # Built once: the statements of every job GET.
         self._job_by_id = select(*_JOB_COLUMNS).where(JobRow.id == bindparam("job_id"))
         self._details = _details_statement()
+        self._version = HotQuery(engine, "SELECT version FROM jobs WHERE id = ?")
+        self._recent = RecentJobs()
+        tables = JobRow.metadata.tables
+        self._insert_job = HotInsert(engine, tables[JobRow.__tablename__])
+        self._insert_parameters = HotInsert(engine, tables[ParameterRow.__tablename__])
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -146,12 +190,26 @@ class JobStore:
         return None if row is None else _job_from_row(row)
 
     def get_details(self, job_id: str) -> JobDetails | None:
-        """The job with its parameters (by name) and results (by id), or None."""
+        """The job with its parameters (by name) and results (by id), or None.
+
+        The job's version is read first (one small read); the job as last read by this
+        process is reused when it has that version, else the job is read whole.
+        """
         if not storable(job_id):
             return None
+        probed = self._version.one((job_id,))
+        if probed is None:
+            self._recent.forget(job_id)
+            return None
+        recent = self._recent.get(job_id, probed[0])
+        if recent is not None:
+            return recent
         with self.engine.connect() as conn:
             rows = list(conn.execute(self._details, {"job_id": job_id}))
-        return _details_from_rows(rows)
+        details = _details_from_rows(rows)
+        if details is not None:
+            self._recent.keep(details)
+        return details
 
     def list_jobs(
         self,
@@ -220,7 +278,8 @@ class JobStore:
     def insert_job(self, job: Job, parameters: Iterable[Parameter]) -> None:
         """Store a new job and its parameters in one transaction.
 
-        Raises sqlalchemy.exc.IntegrityError when the id is already taken.
+        Raises the driver's IntegrityError when the id is already taken (JobFiles.create
+        gives every job a new id and directory first).
         """
         values = {key: getattr(job, key) for key in _JOB_KEYS}
         values["phase"] = job.phase.value
@@ -228,10 +287,21 @@ class JobStore:
             {"job_id": job.id, "name": p.name, "value": p.value, "by_reference": p.by_reference}
             for p in parameters
         ]
-        with self._writing() as conn:
-            conn.execute(insert(JobRow), [values])
-            if rows:
-                conn.execute(insert(ParameterRow), rows)
+        with self._write_lock:
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    self._insert_job.rows(cursor, [values])
+                    self._insert_parameters.rows(cursor, rows)
+                finally:
+                    cursor.close()
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                connection.close()
 
     def change_phase(
         self,

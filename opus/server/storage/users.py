@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from opus.core.records import User
-from opus.server.storage.engine import storable
+from opus.server.storage.engine import HotQuery, storable
 from opus.server.storage.models import UserRow
 
 _USER_COLUMNS = list(UserRow.__table__.columns)
+_SELECT_USER = (
+    "SELECT name, roles, active, token_hash, password_hash, creation_time FROM users WHERE "
+)
 
 
 def _user_from_row(row: Any) -> User:
@@ -22,13 +26,31 @@ def _user_from_row(row: Any) -> User:
     return User(**values)
 
 
+def _user_from_driver(row: tuple[Any, ...]) -> User:
+    """A user from a row of the driver (SQLite gives text times and integer flags)."""
+    names = ("name", "roles", "active", "token_hash", "password_hash", "creation_time")
+    values = dict(zip(names, row, strict=True))
+    created = values["creation_time"]
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    return User(
+        name=values["name"],
+        roles=tuple(r for r in values["roles"].split(",") if r),
+        active=bool(values["active"]),
+        token_hash=values["token_hash"],
+        password_hash=values["password_hash"],
+        creation_time=created.replace(tzinfo=UTC),
+    )
+
+
 class UserStore:
     """All reads and writes of users."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._by_name = select(*_USER_COLUMNS).where(UserRow.name == bindparam("name"))
-        self._by_token = select(*_USER_COLUMNS).where(UserRow.token_hash == bindparam("token_hash"))
+        # Every authenticated request reads its user: on the driver directly.
+        self._by_name = HotQuery(engine, _SELECT_USER + "name = ?")
+        self._by_token = HotQuery(engine, _SELECT_USER + "token_hash = ?")
 
     def add(self, user: User) -> bool:
         """Store a new user; False if the name (or the token) is taken."""
@@ -52,15 +74,13 @@ class UserStore:
         """The user called ``name``, or None."""
         if not storable(name):
             return None
-        with self.engine.connect() as conn:
-            row = conn.execute(self._by_name, {"name": name}).first()
-        return None if row is None else _user_from_row(row)
+        row = self._by_name.one((name,))
+        return None if row is None else _user_from_driver(row)
 
     def by_token_hash(self, token_hash: str) -> User | None:
         """The user whose API token has this hash, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(self._by_token, {"token_hash": token_hash}).first()
-        return None if row is None else _user_from_row(row)
+        row = self._by_token.one((token_hash,))
+        return None if row is None else _user_from_driver(row)
 
     def all(self) -> list[User]:
         """Every user, by name."""
