@@ -282,7 +282,9 @@ class _SafeLoader(yaml.SafeLoader):
 
 
 def _construct_scalar_text(loader: _SafeLoader, tag: str, node: yaml.Node) -> ScalarText:
-    text = loader.construct_scalar(node)  # type: ignore[arg-type]
+    if not isinstance(node, yaml.ScalarNode):  # only plain scalars get the text tags
+        raise TypeError(f"{tag} on a {type(node).__name__}")
+    text = loader.construct_scalar(node)
     try:
         return ScalarText(text, loader.yaml_constructors[tag](loader, node))
     except Exception as error:

@@ -43,27 +43,37 @@ def server_fault() -> bottle.HTTPResponse:
     )
 
 
-def plain_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
-    """Bottle plugin: domain errors → 4xx one-liners, the rest → logged 500."""
+Plugin = Callable[[Callable[..., Any]], Callable[..., Any]]
 
-    @functools.wraps(callback)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return callback(*args, **kwargs)
-        except bottle.HTTPResponse:
-            raise
-        except OpusError as exc:
-            return plain_error(exc)
-        except Exception:
-            return server_fault()
 
-    return wrapper
+def error_plugin(
+    render: Callable[[OpusError], bottle.HTTPResponse],
+    fault: Callable[[], bottle.HTTPResponse] = server_fault,
+) -> Plugin:
+    """A tree's bottle plugin: domain errors answered by ``render``, anything else (a
+    server fault, logged) by ``fault``."""
+
+    def plugin(callback: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(callback)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return callback(*args, **kwargs)
+            except bottle.HTTPResponse:
+                raise
+            except OpusError as exc:
+                return render(exc)
+            except Exception:
+                return fault()
+
+        return wrapper
+
+    return plugin
 
 
 def plain_tree() -> bottle.Bottle:
     """A new tree whose errors are rendered as plain text."""
     tree = bottle.Bottle()
-    tree.install(plain_errors)
+    tree.install(error_plugin(plain_error))
     return tree
 
 

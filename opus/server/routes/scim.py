@@ -13,10 +13,8 @@ the HTTP status, scim_messages.py), the 401 of a request without valid credentia
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +25,7 @@ from opus.core.errors import OpusError
 from opus.core.records import User
 from opus.core.times import format_time
 from opus.server.auth import Authenticator, UserError, UserManager
-from opus.server.routes.common import caller
+from opus.server.routes.common import caller, error_plugin
 from opus.server.routes.scim_messages import (
     CORE_USER,
     LIST_RESPONSE,
@@ -54,34 +52,24 @@ from opus.server.routes.scim_messages import (
 log = logging.getLogger("opus.scim")
 
 
-def scim_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
-    """Bottle plugin of the SCIM tree: every error is a SCIM Error message.
+def scim_error(exc: OpusError) -> bottle.HTTPResponse:
+    """Any refusal as a SCIM Error message: a ScimError as it is, another domain error
+    (the Authenticator's 401, with its challenge) with its status and headers."""
+    if not isinstance(exc, ScimError):
+        exc = ScimError(exc.status, str(exc), headers=dict(exc.headers))
+    return exc.response()
 
-    A ScimError answers with its status; a domain error (the Authenticator's 401, with
-    its challenge) with its status and headers; anything else is logged and a 500.
-    """
 
-    @functools.wraps(callback)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return callback(*args, **kwargs)
-        except bottle.HTTPResponse:
-            raise
-        except ScimError as exc:
-            return exc.response()
-        except OpusError as exc:
-            return ScimError(exc.status, str(exc), headers=dict(exc.headers)).response()
-        except Exception:
-            log.exception("%s %s failed", bottle.request.method, bottle.request.path)
-            return ScimError(500, "internal server error").response()
-
-    return wrapper
+def scim_fault() -> bottle.HTTPResponse:
+    """A server fault, logged, answered as a SCIM Error message."""
+    log.exception("%s %s failed", bottle.request.method, bottle.request.path)
+    return ScimError(500, "internal server error").response()
 
 
 def tree(users: UserManager, authn: Authenticator) -> bottle.Bottle:
     """The SCIM tree (errors as SCIM Error messages)."""
     app = bottle.Bottle()
-    app.install(scim_errors)
+    app.install(error_plugin(scim_error, scim_fault))
     request = bottle.request
     base = f"{authn.settings.BASE_URL}/scim/v2"
 

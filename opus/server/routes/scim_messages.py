@@ -15,6 +15,7 @@ from typing import Any
 
 import bottle
 
+from opus.core.errors import OpusError
 from opus.server.auth import UserError, check_roles
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -43,8 +44,10 @@ INTEGER = re.compile(r"[+-]?[0-9]{1,9}")
 READ_ONLY = {"schemas", "id", "meta", OPUS_USER.lower()}
 
 
-class ScimError(Exception):
+class ScimError(OpusError):
     """A refused SCIM request: answered as a SCIM Error message with ``status``."""
+
+    headers: dict[str, str]
 
     def __init__(
         self,
