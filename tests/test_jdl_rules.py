@@ -63,6 +63,13 @@ def test_job_name_may_be_64_long_with_dash_and_underscore(tmp_path: Path) -> Non
     assert load_definition(write(tmp_path, base() | {"name": name}, name)).name == name
 
 
+@pytest.mark.parametrize("name", ["admin", "all", "anonymous", "Admin"])
+def test_job_names_that_are_roles_or_owners_are_refused(tmp_path: Path, name: str) -> None:
+    """Under CHECK_PERMISSIONS a job type is used by the role of its name: a type named
+    admin would make the admin role the role of that job type."""
+    refused(tmp_path, base() | {"name": name}, "name", "is reserved", name=name)
+
+
 def test_name_must_match_file_stem(tmp_path: Path) -> None:
     refused(tmp_path, base() | {"name": "other"}, "name", "differs from the file name")
 

@@ -100,3 +100,50 @@ def test_redirects_go_to_base_url_whatever_the_request_says(app, settings) -> No
     ):
         assert answer.location.startswith(settings.BASE_URL + "/rest/sleep")
         assert "evil" not in answer.location
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+    ids=["other-origin", "null-origin", "cross-site", "same-site"],
+)
+def test_cross_site_changes_are_refused_whatever_the_credentials(
+    tmp_path: Path, headers: dict[str, str]
+) -> None:
+    """A form posted from another site carries the browser's cached Basic credentials:
+    refused (403) on every tree, and nothing changes."""
+    settings = make_settings(tmp_path, ALLOW_ANONYMOUS=False)
+    service = build_service(settings)
+    app = webtest.TestApp(create_app(settings, service))
+    from opus.server.auth import UserManager
+    from opus.server.storage import UserStore
+
+    _user, token = UserManager(UserStore(service.store.engine)).add("root", ["admin"])
+    auth = {"Authorization": "Basic " + base64.b64encode(f"root:{token}".encode()).decode()}
+    job = app.post("/rest/sleep", {"duration": "1"}, headers=auth, status=303).location
+    path = job.removeprefix(settings.BASE_URL)
+    forged = {**auth, **headers}
+    refused = app.post("/rest/sleep", {"duration": "1"}, headers=forged, status=403)
+    assert "cross-site request refused" in refused.text
+    app.post(f"{path}/phase", {"PHASE": "RUN"}, headers=forged, status=403)
+    app.delete(path, headers=forged, status=403)
+    app.post(path, {"ACTION": "DELETE"}, headers=forged, status=403)
+    scim = app.post_json(
+        "/scim/v2/Users",
+        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "eve"},
+        headers=forged,
+        status=403,
+    )
+    assert scim.content_type == "application/scim+json"
+    # Nothing changed, and reads from another site are not refused (CORS guards them).
+    assert app.get(f"{path}/phase", headers=forged).text == "PENDING"
+    assert len(app.get("/rest/sleep", headers=auth).body.split(b"<uws:jobref")) == 2
+    # The same requests from OPUS's own pages, or from API clients, are accepted.
+    own = {**auth, "Origin": settings.BASE_URL, "Sec-Fetch-Site": "same-origin"}
+    app.post(f"{path}/phase", {"PHASE": "ABORT"}, headers=own, status=303)
+    app.delete(path, headers=auth, status=303)

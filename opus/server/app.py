@@ -114,7 +114,7 @@ def create_app(settings: Settings, service: JobService | None = None) -> bottle.
 
 def _index_tree(service: JobService, authn: Authenticator, settings: Settings) -> bottle.Bottle:
     """/: what this server is, and its job lists (plain text)."""
-    app = plain_tree()
+    app = plain_tree(settings.BASE_URL)
 
     @app.get("/")
     def index() -> bottle.HTTPResponse:

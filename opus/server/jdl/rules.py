@@ -13,6 +13,7 @@ import re
 from dataclasses import replace
 from urllib.parse import urlsplit
 
+from opus.core.access import ADMIN_ROLE, ALL_JOB_TYPES_ROLE, ANONYMOUS
 from opus.core.text import text_problem
 from opus.server.scripts import SAFE_GLOB, SHELL_NAME
 
@@ -28,6 +29,7 @@ from .model import (
 from .validation import InvalidValue, canonical_value, kept_value, number
 
 JOB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+RESERVED_JOB_NAMES: frozenset[str] = frozenset({ADMIN_ROLE, ALL_JOB_TYPES_ROLE, ANONYMOUS})
 # Parameter and entity names become shell variables of the job script; a result is
 # looked for in the job directory by a plain name or glob (never a path, never hidden
 # nor taken for an option). The batch-script generator owns both rules.
@@ -133,6 +135,14 @@ def validate_definition(jd: JobDefinition) -> JobDefinition:
     if not isinstance(jd.name, str) or not JOB_NAME.fullmatch(jd.name):
         raise JDLError(
             f"{jd.name!r} is not a job name (a letter, then up to 63 letters, digits, _ or -)",
+            field="name",
+        )
+    if jd.name.lower() in RESERVED_JOB_NAMES:
+        # With CHECK_PERMISSIONS a job type is used by the role of its name: these
+        # names are roles with another meaning (or the shared anonymous owner).
+        raise JDLError(
+            f"{jd.name!r} is reserved (it is a role or an owner of OPUS: "
+            f"{', '.join(sorted(RESERVED_JOB_NAMES))})",
             field="name",
         )
     _check_text(jd.annotation, "annotation")

@@ -14,11 +14,12 @@ import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import bottle
 
 from opus.core.access import Caller
-from opus.core.errors import BadRequest, OpusError
+from opus.core.errors import BadRequest, Forbidden, OpusError
 from opus.server.auth import Authenticator
 from opus.server.uwsxml import XML_CONTENT_TYPE
 
@@ -70,10 +71,52 @@ def error_plugin(
     return plugin
 
 
-def plain_tree() -> bottle.Bottle:
-    """A new tree whose errors are rendered as plain text."""
+# Methods that change something: refused when a browser sends them from another site.
+CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Sec-Fetch-Site values of a request the user made on OPUS itself, or typed in.
+OWN_SITE = frozenset({"same-origin", "none"})
+
+
+def origin_of(url: str) -> str:
+    """The origin (scheme://host[:port]) of a URL, as browsers write it in Origin."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def same_origin_plugin(base_url: str) -> Plugin:
+    """A tree's bottle plugin refusing cross-site requests that change something.
+
+    A browser sends cached Basic credentials with a form posted from any site: a POST,
+    PUT, PATCH or DELETE whose Origin is not BASE_URL's, or whose Sec-Fetch-Site says
+    another site made it, is refused (403) whatever its credentials. API clients (curl,
+    pyvo, batch scripts) send neither header and are not affected.
+    """
+    own = origin_of(base_url)
+
+    def plugin(callback: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(callback)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = bottle.request
+            if request.method in CHANGING_METHODS:
+                origin = request.get_header("Origin")
+                fetch_site = request.get_header("Sec-Fetch-Site")
+                if origin is not None and origin.strip().lower() != own:
+                    raise Forbidden(f"cross-site request refused (Origin {origin.strip()!r})")
+                if fetch_site is not None and fetch_site.strip().lower() not in OWN_SITE:
+                    raise Forbidden(f"cross-site request refused (Sec-Fetch-Site {fetch_site!r})")
+            return callback(*args, **kwargs)
+
+        return wrapper
+
+    return plugin
+
+
+def plain_tree(base_url: str) -> bottle.Bottle:
+    """A new tree whose errors are rendered as plain text, refusing cross-site changes."""
     tree = bottle.Bottle()
+    # The first plugin installed wraps the others: it renders their refusals too.
     tree.install(error_plugin(plain_error))
+    tree.install(same_origin_plugin(base_url))
     return tree
 
 

@@ -15,7 +15,7 @@ from opus.server.service import JobService
 
 def tree(service: JobService) -> bottle.Bottle:
     """The signal endpoint (errors as plain text)."""
-    app = plain_tree()
+    app = plain_tree(service.settings.BASE_URL)
 
     @app.post("/handler/job_event")
     def job_event() -> bottle.HTTPResponse:

@@ -34,7 +34,7 @@ def load_description(settings: Settings) -> dict[str, Any]:
 
 def tree(settings: Settings) -> bottle.Bottle:
     """The /openapi.json tree (errors as plain text)."""
-    app = plain_tree()
+    app = plain_tree(settings.BASE_URL)
     # Rendered once: a broken description stops the server at start, not at a request.
     body = json.dumps(load_description(settings), ensure_ascii=False, indent=1).encode()
 

@@ -25,7 +25,7 @@ from opus.core.errors import OpusError
 from opus.core.records import User
 from opus.core.times import format_time
 from opus.server.auth import Authenticator, UserError, UserManager
-from opus.server.routes.common import caller, error_plugin
+from opus.server.routes.common import caller, error_plugin, same_origin_plugin
 from opus.server.routes.scim_messages import (
     CORE_USER,
     LIST_RESPONSE,
@@ -70,6 +70,7 @@ def tree(users: UserManager, authn: Authenticator) -> bottle.Bottle:
     """The SCIM tree (errors as SCIM Error messages)."""
     app = bottle.Bottle()
     app.install(error_plugin(scim_error, scim_fault))
+    app.install(same_origin_plugin(authn.settings.BASE_URL))
     request = bottle.request
     base = f"{authn.settings.BASE_URL}/scim/v2"
 

@@ -13,7 +13,7 @@ from opus.server.service import JobService
 
 def tree(service: JobService, authn: Authenticator) -> bottle.Bottle:
     """The result store (errors as plain text)."""
-    app = plain_tree()
+    app = plain_tree(service.settings.BASE_URL)
 
     @app.get(f"/store/<job_id:re:{JOB_ID_PATTERN}>/<result_id>")
     def get_result_file(job_id: str, result_id: str) -> bottle.HTTPResponse:

@@ -49,8 +49,8 @@ def tree(
     service: JobService, authn: Authenticator, documents: JobDocuments, parker: Parker
 ) -> bottle.Bottle:
     """The UWS tree (errors as plain text)."""
-    app = plain_tree()
     settings = service.settings
+    app = plain_tree(settings.BASE_URL)
     request = bottle.request
 
     def who() -> Caller:
