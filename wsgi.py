@@ -6,9 +6,13 @@ or keep them in one of them. WAIT requests hold a thread each here (parking need
 `opus serve`).
 """
 
+import os
+
 from opus.server.app import create_application
 from opus.settings import load_settings
 
+# What the server creates (SQLite's journals, job files) is its account's alone.
+os.umask(0o077)
 _opus = create_application(load_settings())
 _opus.background.start()
 application = _opus.wsgi

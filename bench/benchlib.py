@@ -131,6 +131,9 @@ class OpusServer:
             OPUS_LOG_LEVEL="WARNING",
             # The benchmarks measure the job machinery, as the shared anonymous owner.
             OPUS_ALLOW_ANONYMOUS="true",
+            # They create more jobs than one owner may keep: no per-owner limits.
+            OPUS_JOBS_PER_USER_MAX="0",
+            OPUS_STORAGE_PER_USER_MAX="0",
             OPUS_JDL_PATH=str(self.jdl),
         )
         if self.database_url:

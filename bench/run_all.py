@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], int]] = {
     "list-pg": ("bench_list", PG, 2400),
     "wait": ("bench_wait", [], 900),
     "wait-pg2": ("bench_wait", [*PG, "--workers", "2", "--target-ms", "200"], 900),
+    "slowloris": ("bench_slowloris", [], 600),
     "roundtrip": ("bench_roundtrip", [], 600),
     "slurm": ("bench_slurm", [], 600),
 }

@@ -22,8 +22,13 @@ from opus.settings import SettingsError, load_settings
 def _serve(args: argparse.Namespace) -> int:
     from opus.server.app import create_application
     from opus.server.httpserver import serve
+    from opus.server.managers.jobusers import startup_problem
 
     settings = load_settings()
+    problem = startup_problem(settings)
+    if problem is not None:
+        print(f"opus: {problem}", file=sys.stderr)
+        return 1
     default = urlsplit(settings.BASE_URL)
     host = args.host or default.hostname or "127.0.0.1"
     port = args.port or default.port or 8080
@@ -61,6 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
             settings.MAX_UPLOAD_SIZE,
             reuse_port=reuse_port,
             on_stop=application.background.stop,
+            max_header_size=settings.MAX_REQUEST_HEADER_SIZE,
+            header_timeout=settings.REQUEST_HEADER_TIMEOUT,
         )
 
     if workers == 1:
@@ -227,8 +234,8 @@ def _user(args: argparse.Namespace) -> int:
             manager.set_active(args.name, args.user_command == "enable")
             print(f"{args.name} {args.user_command}d")
         elif args.user_command == "delete":
-            manager.delete(args.name)
-            print(f"{args.name} deleted")
+            owner = manager.delete(args.name)
+            print(f"{args.name} deleted; their jobs stay, owned by {owner} (admins see them)")
     except UserError as exc:
         print(f"opus: {exc}", file=sys.stderr)
         return 1
@@ -358,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("token", "give a user a new token (the old one stops working)"),
         ("disable", "refuse a user's requests"),
         ("enable", "accept a disabled user's requests again"),
-        ("delete", "delete a user (their jobs stay)"),
+        ("delete", "delete a user (their jobs stay, under an owner nobody can be)"),
     ]:
         user_commands.add_parser(verb, help=text).add_argument("name")
     user.set_defaults(func=_user)
@@ -371,8 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The server's commands: what they create (data directories, the database, job files)
+# is the server account's alone, whatever umask they were started with.
+PRIVATE_COMMANDS = frozenset({"serve", "init", "maintenance", "db", "user"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in PRIVATE_COMMANDS:
+        os.umask(0o077)
     try:
         level = load_settings().LOG_LEVEL
     except SettingsError as exc:
@@ -383,4 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         # The process id tells apart the workers of `opus serve --workers N`.
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"opus: {exc}", file=sys.stderr)
+        return 2

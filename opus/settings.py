@@ -14,6 +14,7 @@ environment or the default is taken from the working directory.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import runpy
 from dataclasses import dataclass, fields
@@ -22,6 +23,13 @@ from typing import Any, cast
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def proxy_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of a TRUSTED_PROXIES value ("127.0.0.1, 10.0.0.0/8"); ValueError."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+    )
 
 
 class SettingsError(ValueError):
@@ -39,6 +47,7 @@ class Settings:
     JOBS_PATH: Path | None = None
     DATABASE_URL: str = ""
     MANAGER: str = "local"
+    LOCAL_JOB_UIDS: str = ""
     WORKERS: int = 1
     SLURM_COMMAND_PREFIX: str = ""
     SLURM_PARTITION: str = ""
@@ -57,9 +66,18 @@ class Settings:
     WAIT_MAX: int = 600
     MAX_UPLOAD_SIZE: int = 100 * 1024 * 1024
     NJOBS_MAX: int = 50
+    JOBS_PER_USER_MAX: int = 1000
+    STORAGE_PER_USER_MAX: int = 10 * 1024**3
+    AUTH_FREE_FAILURES: int = 5
+    AUTH_DELAY_MAX: int = 300
+    AUTH_FAILURE_WINDOW: int = 900
+    AUTH_THROTTLE_BY_ADDRESS: bool = True
+    TRUSTED_PROXIES: str = ""
     ARCHIVE_ON_DESTRUCTION: bool = False
     RECONCILE_INTERVAL: float = 5.0
     SERVER_THREADS: int = 64
+    MAX_REQUEST_HEADER_SIZE: int = 64 * 1024
+    REQUEST_HEADER_TIMEOUT: float = 10.0
     SIGNAL_RETRY_SECONDS: int = 3600
     URL_FETCH_TIMEOUT: float = 30.0
     SEED_EXAMPLE_JDL: bool = True
@@ -84,8 +102,21 @@ class Settings:
             raise SettingsError("WAIT_MAX must be >= 0 and SERVER_THREADS >= 4")
         if self.WORKERS < 1:
             raise SettingsError("WORKERS must be >= 1")
+        try:
+            proxy_networks(self.TRUSTED_PROXIES)
+        except ValueError as exc:
+            raise SettingsError(f"TRUSTED_PROXIES: {exc}") from None
+        if self.MAX_REQUEST_HEADER_SIZE < 1024 or self.REQUEST_HEADER_TIMEOUT <= 0:
+            raise SettingsError(
+                "MAX_REQUEST_HEADER_SIZE must be >= 1024 and REQUEST_HEADER_TIMEOUT > 0"
+            )
         if self.SLURM_ACCOUNTING not in ("auto", "yes", "no"):
             raise SettingsError("SLURM_ACCOUNTING must be auto, yes or no")
+        limits = ("NJOBS_MAX", "JOBS_PER_USER_MAX", "STORAGE_PER_USER_MAX", "AUTH_FREE_FAILURES")
+        if any(getattr(self, name) < 0 for name in limits):
+            raise SettingsError(f"{', '.join(limits)} must be >= 0")
+        if self.AUTH_DELAY_MAX < 1 or self.AUTH_FAILURE_WINDOW < 1:
+            raise SettingsError("AUTH_DELAY_MAX and AUTH_FAILURE_WINDOW must be >= 1")
 
     @property
     def jdl_path(self) -> Path:

@@ -1,18 +1,21 @@
 """Hostile input against a real `opus serve`: parameter values reach job scripts as
 literal text, bad parameter names are refused, file names are sanitised and stay in the
-job directory, and RUNID is stored and shown literally."""
+job directory, and RUNID is stored and shown literally. Hostile jobs: results a browser
+would run are attachments, links planted where OPUS reads files are not followed, and a
+result name that is not UTF-8 does not keep a job from ending."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from tests.conftest import ROOT, LiveServer
+from tests.conftest import EXAMPLES, ROOT, LiveServer
 from tests.live_helpers import UWS, Client, file_server, running_server
 
 pytestmark = pytest.mark.live
@@ -45,11 +48,54 @@ HOSTILE_VALUES = [
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
+SECRET = "a secret of the server's account\n"
+# Job definitions whose scripts (admin-written code, but buggy or hostile) plant what a
+# server must not follow or serve. {secret} is a file of the server's account.
+HOSTILE_DEFINITIONS = {
+    "page": """
+        printf '<script>alert(document.cookie)</script>' > "$JOB_OUTPUT_DIR/evil.html"
+        printf '<svg xmlns="http://www.w3.org/2000/svg"><script>x()</script></svg>' \\
+            > "$JOB_OUTPUT_DIR/evil.svg"
+    """,
+    "links": """
+        echo "an error of the job's own" >&2
+        ln -s {secret} "$JOB_OUTPUT_DIR/link.txt"
+        ln {secret} "$JOB_OUTPUT_DIR/hard.txt"
+        printf 'fine\\n' > "$JOB_OUTPUT_DIR/ok.txt"
+        ln -sf {secret} "$JOB_DIR/.opus/stdout"
+        ln -sf {secret} "$JOB_DIR/.opus/stderr"
+        exit 1
+    """,
+    "linked_results": """
+        rm -rf "$JOB_OUTPUT_DIR"
+        ln -s {elsewhere} "$JOB_OUTPUT_DIR"
+    """,
+    "bad_name": """
+        printf 'x' > "$JOB_OUTPUT_DIR/$(printf 'bad\\377name.txt')"
+        printf 'fine\\n' > "$JOB_OUTPUT_DIR/ok.txt"
+    """,
+}
+
+
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, module_database_url: str
 ) -> Iterator[LiveServer]:
-    with running_server(tmp_path_factory.mktemp("live_injection"), module_database_url) as live:
+    tmp = tmp_path_factory.mktemp("live_injection")
+    secret = tmp / "secret.txt"
+    secret.write_text(SECRET)
+    elsewhere = tmp / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "private.txt").write_text(SECRET)
+    jdl = tmp / "jdl"
+    shutil.copytree(EXAMPLES, jdl)
+    for name, script in HOSTILE_DEFINITIONS.items():
+        (jdl / f"{name}.yml").write_text(
+            f"name: {name}\nannotation: hostile\nexecution_duration: 60\n"
+        )
+        text = "\n".join(line.strip() for line in script.strip().splitlines())
+        (jdl / f"{name}.sh").write_text(text.format(secret=secret, elsewhere=elsewhere) + "\n")
+    with running_server(tmp, module_database_url) as live:
         yield live
 
 
@@ -216,3 +262,55 @@ def test_run_id_is_stored_and_shown_literally(client: Client, run_id: str) -> No
     assert refs[job_id] == run_id
     assert pwned_files(client) == []
     assert not (Path(os.getcwd()) / "PWNED").exists()
+
+
+# -- hostile jobs ------------------------------------------------------------------------
+
+
+def test_results_a_browser_would_run_are_attachments(client: Client) -> None:
+    job_id = client.create("page", run=True)
+    doc = client.wait_for("page", job_id, timeout=60)
+    assert doc.phase == "COMPLETED", doc.body
+    for name, media in (("evil.html", "text/html"), ("evil.svg", "image/svg+xml")):
+        response = client.get(doc.results[name]["href"])
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith(media)
+        assert response.headers["Content-Disposition"] == f"attachment; filename*=UTF-8''{name}"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Content-Security-Policy"] == "sandbox"
+    stdout = client.get(client.job_url("page", job_id) + "/stdout")
+    assert stdout.headers["X-Content-Type-Options"] == "nosniff"
+    assert stdout.headers["Content-Security-Policy"] == "sandbox"
+
+
+def test_links_planted_by_a_job_are_not_followed(client: Client) -> None:
+    job_id = client.create("links", run=True)
+    doc = client.wait_for("links", job_id, timeout=60)
+    assert doc.phase == "ERROR", doc.body
+    assert "secret" not in (doc.error_message or "")
+    base = client.job_url("links", job_id)
+    assert "secret" not in client.get(f"{base}/error").text
+    for which in ("stdout", "stderr"):
+        response = client.get(f"{base}/{which}")
+        assert response.status_code == 403, response.text
+        assert "secret" not in response.text
+    assert sorted(doc.results) == ["ok.txt"]
+    assert client.get(doc.results["ok.txt"]["href"]).text == "fine\n"
+
+
+def test_a_results_directory_that_is_a_link_is_not_listed(client: Client) -> None:
+    job_id = client.create("linked_results", run=True)
+    doc = client.wait_for("linked_results", job_id, timeout=60)
+    assert doc.phase == "COMPLETED", doc.body
+    assert doc.results == {}
+
+
+def test_a_result_name_that_is_not_utf8_does_not_stop_the_job(client: Client) -> None:
+    job_id = client.create("bad_name", run=True)
+    # Within the first callback's time: the signal ends the job, not a retry or the
+    # reconciler; and the server logs no error (running_server checks its log).
+    doc = client.wait_for("bad_name", job_id, timeout=30)
+    assert doc.phase == "COMPLETED", doc.body
+    assert sorted(doc.results) == ["ok.txt"]
+    signals = (client.job_dir(job_id) / ".opus" / "signal.log").read_text()
+    assert "error" not in signals.lower() and "retry" not in signals.lower(), signals

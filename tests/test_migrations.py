@@ -23,7 +23,7 @@ from opus.server import schema
 from opus.server.storage import Base, JobRow, UserStore, make_engine
 from tests.conftest import DATABASES, free_port
 
-TABLES = {"jobs", "job_parameters", "job_results", "users", "leases"}
+TABLES = {"jobs", "job_parameters", "job_results", "users", "leases", "auth_failures"}
 
 
 @pytest.fixture(params=DATABASES)
@@ -113,11 +113,11 @@ def refusal(url: str, command: str) -> str:
 
 
 def test_upgrade_of_an_empty_database(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == schema.head_revision() == "0002"
+    assert schema.upgrade(empty_url) == schema.head_revision() == "0003"
     engine = engine_of(empty_url, engines)
     assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
-    assert revision_rows(engine) == ["0002"]
-    assert schema.check(engine) == "0002"
+    assert revision_rows(engine) == ["0003"]
+    assert schema.check(engine) == "0003"
 
 
 def test_migrated_schema_equals_the_models(empty_url: str, engines: list[Engine]) -> None:
@@ -180,6 +180,7 @@ def test_cascading_deletes_work_after_migration(empty_url: str, engines: list[En
         execution_duration=1,
         token_hash="",
         version=0,
+        stored_bytes=0,
     )
     parameter = {"job_id": "j1", "name": "duration", "value": "1", "by_reference": False}
     parameters = Base.metadata.tables["job_parameters"]
@@ -193,11 +194,11 @@ def test_cascading_deletes_work_after_migration(empty_url: str, engines: list[En
 
 
 def test_upgrade_is_idempotent(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == "0002"
+    assert schema.upgrade(empty_url) == "0003"
     UserStore(engine_of(empty_url, engines)).add(a_user("kept"))
-    assert schema.upgrade(empty_url) == "0002"
+    assert schema.upgrade(empty_url) == "0003"
     engine = engine_of(empty_url, engines)
-    assert revision_rows(engine) == ["0002"]
+    assert revision_rows(engine) == ["0003"]
     assert differences(engine) == []
     assert UserStore(engine).get("kept") is not None
 
@@ -214,12 +215,12 @@ def test_pre_migration_database_is_stamped(empty_url: str, engines: list[Engine]
             table.drop(conn)
     Base.metadata.create_all(engine)  # what OPUS did before it had migrations
     UserStore(engine).add(a_user("old"))
-    with pytest.raises(schema.SchemaError, match="at revision none, expected 0002"):
+    with pytest.raises(schema.SchemaError, match="at revision none, expected 0003"):
         schema.check(engine)
 
-    assert schema.upgrade(empty_url) == "0002"
-    assert schema.check(engine) == "0002"
-    assert revision_rows(engine) == ["0002"]
+    assert schema.upgrade(empty_url) == "0003"
+    assert schema.check(engine) == "0003"
+    assert revision_rows(engine) == ["0003"]
     assert differences(engine) == []
     assert UserStore(engine).get("old") is not None, "the data is kept"
 
@@ -234,7 +235,7 @@ def test_database_of_an_older_version_gets_the_missing_tables(
         conn.execute(text("DROP TABLE alembic_version"))
         for name in ("users", "leases"):
             Base.metadata.tables[name].drop(conn)
-    assert schema.upgrade(empty_url) == "0002"
+    assert schema.upgrade(empty_url) == "0003"
     assert differences(engine) == []
 
 
@@ -318,17 +319,17 @@ def test_commands_refuse_an_unmigrated_database(
 def test_db_upgrade_and_current(empty_url: str, tmp_path: Path) -> None:
     before = opus("db", "current", url=empty_url, tmp_path=tmp_path)
     assert before.returncode == 0, before.stderr
-    assert before.stdout == f"none (not at head 0002: run `{COMMAND} db upgrade`)\n"
+    assert before.stdout == f"none (not at head 0003: run `{COMMAND} db upgrade`)\n"
 
     shown = schema.display_url(empty_url)
     upgraded = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0002\n"
+    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0003\n"
     again = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
-    assert again.stdout == f"database {shown}: already at revision 0002 (head)\n"
+    assert again.stdout == f"database {shown}: already at revision 0003 (head)\n"
 
     after = opus("db", "current", url=empty_url, tmp_path=tmp_path)
-    assert after.returncode == 0 and after.stdout == "0002 (head)\n"
+    assert after.returncode == 0 and after.stdout == "0003 (head)\n"
     # Now the commands start: `opus user` works on the migrated database.
     listed = opus("user", "list", url=empty_url, tmp_path=tmp_path)
     assert listed.returncode == 0 and listed.stderr == ""
@@ -349,7 +350,7 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
 def test_init_migrates_a_new_database(empty_url: str, tmp_path: Path) -> None:
     done = opus("init", url=empty_url, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"database: {schema.display_url(empty_url)} (schema revision 0002)" in done.stdout
+    assert f"database: {schema.display_url(empty_url)} (schema revision 0003)" in done.stdout
     assert "shown once" in done.stdout
 
 
@@ -378,4 +379,43 @@ def test_jobs_of_the_first_revision_get_a_version(empty_url: str, engines: list[
     with engine.connect() as conn:
         rows = conn.execute(select(JobRow.id, JobRow.phase, JobRow.version)).all()
     assert [tuple(row) for row in rows] == [("old", "COMPLETED", 0)]
+    assert differences(engine) == []
+
+
+def test_jobs_of_revision_0002_store_their_results_bytes(
+    empty_url: str, engines: list[Engine]
+) -> None:
+    """0003 gives every job the bytes of its registered results, and the counters' table."""
+    from alembic import command
+
+    database = make_url(empty_url).database
+    if make_url(empty_url).get_backend_name() == "sqlite" and database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = engine_of(empty_url, engines)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), "0002")
+        assert "auth_failures" not in inspect(conn).get_table_names()
+        for job_id in ("done", "new"):
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, jobname, owner, phase, creation_time, phase_time, "
+                    "execution_duration, token_hash, version) VALUES (:id, 'sleep', "
+                    "'anonymous', 'COMPLETED', :now, :now, 60, '', 3)"
+                ),
+                {"id": job_id, "now": now},
+            )
+        for result_id, size in (("a", 1000), ("b", 234)):
+            conn.execute(
+                text(
+                    "INSERT INTO job_results (job_id, result_id, path, content_type, size, "
+                    "sha256) VALUES ('done', :result_id, 'results/x', 'text/plain', :size, '')"
+                ),
+                {"result_id": result_id, "size": size},
+            )
+    assert schema.upgrade(empty_url) == "0003"
+    with engine.connect() as conn:
+        rows = conn.execute(select(JobRow.id, JobRow.stored_bytes, JobRow.version)).all()
+    assert sorted(tuple(row) for row in rows) == [("done", 1234, 3), ("new", 0, 3)]
+    assert "auth_failures" in inspect(engine).get_table_names()
     assert differences(engine) == []

@@ -239,6 +239,9 @@ def server(
         # Generated jobs and WAITs stay short.
         EXECUTION_DURATION_MAX="5",
         WAIT_MAX="1",
+        # Hundreds of generated wrong credentials from one address: throttled, every
+        # later request would be answered 429 (test_throttle.py tests that).
+        AUTH_FREE_FAILURES="1000000",
     ) as live:
         yield live
 

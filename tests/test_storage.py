@@ -231,3 +231,81 @@ def test_a_job_reads_back_as_it_was_inserted(store: JobStore) -> None:
         conn.execute(insert(JobRow), [{**values, "phase": later.phase.value}])
     after = [s.job_id for s in store.list_jobs("sleep", after=created)]
     assert after == ["j2"]
+
+
+def test_moving_a_users_jobs_increments_their_versions(store: JobStore) -> None:
+    """Deleting a user gives their jobs to another owner, in the same transaction; so
+    does giving the name to a new user (the jobs left under it). Both are writes of the
+    jobs: their versions move on."""
+    users = UserStore(store.engine)
+    dave = User("dave", (), True, "hash-dave", None, START)
+    assert users.add(dave)
+    store.insert_job(replace(a_job("j1"), owner="dave"), [])
+    store.insert_job(replace(a_job("j2"), owner="erin"), [])
+    before = store.get_job("j1").version
+    assert users.delete("dave", jobs_to="deleted:dave:1")
+    assert not users.delete("dave", jobs_to="deleted:dave:2")
+    moved = store.get_job("j1")
+    assert (moved.owner, moved.version) == ("deleted:dave:1", before + 1)
+    assert store.get_details("j1").job.owner == "deleted:dave:1"
+    # A name given to a new user: the jobs already under it pass on, once it is stored;
+    # a name that is taken leaves its user's jobs as they are.
+    assert users.add(dave, earlier_jobs_to="deleted:dave:3")
+    store.insert_job(replace(a_job("j3"), owner="dave"), [])
+    assert not users.add(replace(dave, token_hash="other"), earlier_jobs_to="deleted:dave:4")
+    assert store.get_job("j3").owner == "dave"
+    erin = User("erin", (), True, "hash-erin", None, START)
+    assert store.get_job("j2").owner == "erin"
+    assert users.add(erin, earlier_jobs_to="deleted:erin:1")
+    assert store.get_job("j2").owner == "deleted:erin:1"
+    assert store.get_job("j2").version == before + 1
+
+
+def test_limited_writes(store: JobStore) -> None:
+    """The quota of a write is checked in its transaction: nothing is written past it."""
+    from opus.server.storage.limits import Quota, Usage
+
+    store.insert_job(replace(a_job("j1"), stored_bytes=70), [Parameter("a", "1")])
+    assert store.usage("anonymous") == Usage(jobs=1, stored_bytes=70, active=0)
+    assert store.usage("nobody") == Usage() == store.usage("no\x00body")
+    # After the insert, the new job counted.
+    assert not store.insert_job(
+        replace(a_job("j2"), stored_bytes=40), [Parameter("a", "1")], Quota("anonymous", 3, 100)
+    )
+    assert store.get_job("j2") is None and store.get_details("j2") is None
+    assert not store.insert_job(a_job("j2"), [], Quota("anonymous", jobs_below=2))
+    assert store.insert_job(replace(a_job("j2"), stored_bytes=30), [], Quota("anonymous", 3, 100))
+    assert store.usage("anonymous") == Usage(jobs=2, stored_bytes=100, active=0)
+    # Before an update: PENDING → QUEUED with fewer than N active.
+    assert store.change_phase("j1", {Phase.PENDING}, Phase.QUEUED, quota=Quota("x", active_below=1))
+    assert not store.change_phase(
+        "j2", {Phase.PENDING}, Phase.QUEUED, quota=Quota("anonymous", active_below=1)
+    )
+    assert store.get_job("j2").phase == Phase.PENDING
+    assert not store.set_parameters(
+        "j2", [Parameter("a", "2")], {Phase.PENDING}, 31, Quota("anonymous", bytes_at_most=99)
+    )
+    assert store.get_details("j2").parameters == ()
+    assert store.set_parameters(
+        "j2", [Parameter("a", "2")], {Phase.PENDING}, 31, Quota("anonymous", bytes_at_most=100)
+    )
+    assert store.usage("anonymous") == Usage(jobs=2, stored_bytes=101, active=1)
+    # An ended job is measured again; ARCHIVED ones count for nothing.
+    store.change_phase("j1", {Phase.QUEUED}, Phase.COMPLETED, stored_bytes=500)
+    assert store.usage("anonymous").stored_bytes == 531
+    store.change_phase("j1", {Phase.COMPLETED}, Phase.ARCHIVED)
+    assert store.usage("anonymous") == Usage(jobs=1, stored_bytes=31, active=0)
+
+
+def test_the_authentication_read_costs_the_same_for_nobody(store: JobStore) -> None:
+    from opus.server.storage.users import _AUTHENTICATE
+
+    listed = _AUTHENTICATE.removeprefix("SELECT ").partition(", (SELECT")[0].split(", ")
+    assert listed == [f"u.{column.name}" for column in UserRow.__table__.columns]
+    users = UserStore(store.engine)
+    assert users.add(User("dave", ("a", "b"), True, "hash-dave", None, START))
+    found, until = users.authenticate(("", ""), name="dave")
+    assert found == users.get("dave") and until is None
+    assert users.authenticate(("", ""), token_hash="hash-dave")[0] == found
+    assert users.authenticate(("", ""), name="zelda") == (None, None)
+    assert users.authenticate(("", ""), name="da\x00ve") == (None, None)

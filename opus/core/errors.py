@@ -56,6 +56,18 @@ class Conflict(OpusError):
 
 
 class PayloadTooLarge(OpusError):
-    """An upload or fetched input larger than MAX_UPLOAD_SIZE (413)."""
+    """An upload or fetched input larger than MAX_UPLOAD_SIZE, or past what its owner's
+    jobs may store (STORAGE_PER_USER_MAX) (413)."""
 
     status = 413
+
+
+class TooManyRequests(OpusError):
+    """Refused for a while, after too many failed authentications (429 with Retry-After)."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+        self.headers = MappingProxyType({"Retry-After": str(self.retry_after)})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from opus.core.phases import Phase
 
@@ -42,6 +41,8 @@ class Job:
     external_id: str | None
     token_hash: str
     version: int = 0
+    # Bytes its files take (its inputs while PENDING, its directory once ended).
+    stored_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,6 @@ class Result:
     content_type: str
     size: int
     sha256: str
-
-
-@dataclass(frozen=True)
-class ResultFile:
-    """A result and the file that holds it (checked to be inside the job's directory)."""
-
-    result: Result
-    path: Path
 
 
 @dataclass(frozen=True)

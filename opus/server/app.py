@@ -14,13 +14,12 @@ shutdown).
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import bottle
 
-from opus.server import schema
+from opus.server import datadirs, schema
 from opus.server.auth import Authenticator, UserManager
 from opus.server.background import Background
 from opus.server.jdl import JDLRegistry
@@ -40,15 +39,15 @@ EXAMPLE_JDL_DIR = Path(__file__).resolve().parents[2] / "jdl"
 
 
 def init_data(settings: Settings) -> None:
-    """Create the data directories and seed the example definitions if JDL_PATH is empty."""
-    settings.VAR_PATH.mkdir(parents=True, exist_ok=True)
-    settings.jobs_path.mkdir(parents=True, exist_ok=True)
+    """Create the data directories, private to the server's account whatever the umask
+    (datadirs.py), and seed the example definitions if JDL_PATH is empty."""
+    datadirs.make_data_directories(settings)
+    datadirs.tighten_database_file(schema.sqlite_file(settings.DATABASE_URL))
     jdl_path = settings.jdl_path
-    jdl_path.mkdir(parents=True, exist_ok=True)
     if settings.SEED_EXAMPLE_JDL and EXAMPLE_JDL_DIR.is_dir() and not any(jdl_path.iterdir()):
         for source in EXAMPLE_JDL_DIR.iterdir():
             if source.is_file() and not source.name.startswith("."):
-                shutil.copy2(source, jdl_path / source.name)
+                datadirs.copy_private(source, jdl_path / source.name)
         log.info("seeded example job definitions into %s", jdl_path)
 
 

@@ -3,10 +3,19 @@
 Requests authenticate with HTTP Basic ``name:token`` (as OPUS clients always did) or
 ``Authorization: Bearer token``. Only a SHA-256 of each API token is stored (tokens
 carry 256 random bits, so a fast hash is enough); web passwords are hashed with scrypt,
-a memory-hard KDF. Wrong credentials get a 401 that never says whether the user exists.
-Requests without credentials are the shared owner ``anonymous`` when ALLOW_ANONYMOUS
-is true, else 401. No address or forwarded header ever counts for identity. The rules
-of what a caller may do are the core's (opus.core.access), applied by the service.
+a memory-hard KDF. Wrong credentials get a 401 that never says whether the user exists,
+nor takes longer either way: the user and the client's failure counters are read in
+one statement that costs the same for a name nobody has, and every token is hashed and
+compared. Failures are counted, logged and, past a few, refused for a while (429,
+throttle.py). Requests without credentials are the shared owner ``anonymous`` when
+ALLOW_ANONYMOUS is true, else 401. No address or forwarded header ever counts for
+identity (the connection's address counts failures only). The rules of what a caller
+may do are the core's (opus.core.access), applied by the service.
+
+A deleted user's jobs pass to an owner nobody can be (``deleted:<name>:<random>``, not
+a user name): admins still see and delete them, and a new user of the same name does
+not. The jobs of a name that a new user is given (those of a request that was still
+under way at the deletion) pass the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ from opus.core.errors import Unauthorized
 from opus.core.records import User
 from opus.core.times import utcnow
 from opus.server.storage import UserStore
-from opus.settings import Settings
+from opus.server.storage.throttle import FailureStore
+from opus.server.throttle import Throttle, client_address
+from opus.settings import Settings, proxy_networks
 
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 ROLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -74,6 +85,30 @@ def verify_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(computed.hex(), digest)
 
 
+def tombstone(name: str) -> str:
+    """The owner the jobs of a deleted user ``name`` pass to: nobody can be it."""
+    return f"deleted:{name}:{secrets.token_hex(6)}"
+
+
+# What the token of a user that does not exist is compared with (the same work).
+_ABSENT_TOKEN_HASH = hash_token(new_token())
+
+
+def _credentials(scheme: str, credentials: str) -> tuple[str | None, str | None]:
+    """(user name, token) of an Authorization header: a Bearer token names nobody;
+    (None, None) for what is neither."""
+    if scheme == "bearer" and credentials:
+        return None, credentials
+    if scheme != "basic":
+        return None, None
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    name, separator, token = decoded.partition(":")
+    return (name, token) if separator else (None, None)
+
+
 def check_roles(roles: list[str]) -> tuple[str, ...]:
     """The roles, each checked against ROLE_NAME, without repeats (UserError)."""
     for role in roles:
@@ -103,7 +138,7 @@ class UserManager:
             password_hash=hash_password(password) if password else None,
             creation_time=utcnow(),
         )
-        if not self.users.add(user):
+        if not self.users.add(user, earlier_jobs_to=tombstone(name)):
             raise UserError(f"user {name!r} already exists")
         return user, token
 
@@ -141,50 +176,57 @@ class UserManager:
         if not self.users.set_password_hash(name, hash_password(password)):
             raise UserError(f"no user {name!r}")
 
-    def delete(self, name: str) -> None:
-        """Delete a user (their jobs stay)."""
-        if not self.users.delete(name):
+    def delete(self, name: str) -> str:
+        """Delete a user; their jobs stay, passed to an owner nobody can be: admins still
+        see them, a new user of the same name does not. Returns that owner."""
+        owner = tombstone(name)
+        if not self.users.delete(name, jobs_to=owner):
             raise UserError(f"no user {name!r}")
+        return owner
 
 
 class Authenticator:
     """Turns a request's Authorization header into a Caller (or Unauthorized)."""
 
-    def __init__(self, settings: Settings, users: UserStore) -> None:
+    def __init__(
+        self, settings: Settings, users: UserStore, throttle: Throttle | None = None
+    ) -> None:
         self.settings = settings
         self.users = users
+        self.throttle = throttle or Throttle(settings, FailureStore(users.engine))
+        self.trusted_proxies = proxy_networks(settings.TRUSTED_PROXIES)
 
-    def caller(self, authorization: str) -> Caller:
-        """The caller an Authorization header value (empty: none) stands for.
+    def client_address(self, remote_addr: str, forwarded_for: str | None) -> str:
+        """The address failed authentications of a request count by (throttle.py)."""
+        return client_address(remote_addr, forwarded_for, self.trusted_proxies)
+
+    def caller(self, authorization: str, address: str = "") -> Caller:
+        """The caller an Authorization header value (empty: none) stands for, the
+        request coming from ``address`` (``client_address``).
 
         Raises Unauthorized (401) for missing credentials when ALLOW_ANONYMOUS is off,
-        and for credentials that identify no active user.
+        and for credentials that identify no active user (a failure, counted);
+        TooManyRequests (429) for credentials from an address, or for a name, refused
+        after failures, whatever the credentials.
         """
         if not authorization:
             if self.settings.ALLOW_ANONYMOUS:
                 return Caller(ANONYMOUS)
             raise Unauthorized("authentication required")
         scheme, _, credentials = authorization.strip().partition(" ")
-        user = self._user(scheme.lower(), credentials.strip())
-        if user is None or not user.active:
+        name, token = _credentials(scheme.lower(), credentials.strip())
+        keys = self.throttle.keys(address, name)
+        digest = hash_token(token or "")
+        if name is None and token:
+            user, refused_until = self.users.authenticate(keys, token_hash=digest)
+        else:
+            user, refused_until = self.users.authenticate(keys, name=name or "")
+        self.throttle.check(refused_until)
+        # Compared whether the user exists or not: the same work either way.
+        expected = user.token_hash if user else _ABSENT_TOKEN_HASH
+        matches = hmac.compare_digest(digest, expected)
+        if user is None or not token or not matches or not user.active:
             # One answer for unknown users, wrong tokens and disabled accounts.
+            self.throttle.failed(keys, address, user.name if user else None)
             raise Unauthorized("invalid credentials")
         return Caller(user.name, frozenset(user.roles))
-
-    def _user(self, scheme: str, credentials: str) -> User | None:
-        if scheme == "bearer" and credentials:
-            return self.users.by_token_hash(hash_token(credentials))
-        if scheme != "basic":
-            return None
-        try:
-            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        name, separator, token = decoded.partition(":")
-        if not separator or not token:
-            return None
-        user = self.users.get(name)
-        expected = user.token_hash if user else hash_token(new_token())
-        if hmac.compare_digest(hash_token(token), expected):
-            return user
-        return None

@@ -7,6 +7,12 @@ cheroot keeps its connection as an idle one, and the process's Parker writes the
 answer when the job changes, so thousands of blocked requests cost no thread and are
 answered within milliseconds of the change (bench/bench_wait.py). The benchmarks'
 reference handler is served by this same function.
+
+A worker thread gets a connection only once its request's head has come whole, within
+a size and a time limit (httpheads.py): slow or silent clients hold no thread. A
+request that waits in its thread (an HTTP/1.0 WAIT) is told when its client hangs up
+or the server stops (CONNECTED_KEY), so that SIGTERM stops the server within seconds
+whatever its clients do.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import logging
 import resource
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Callable
@@ -22,7 +29,9 @@ from typing import Any
 
 from cheroot import wsgi
 
-from opus.server.parking import MAX_PARKED, PARK_KEY, ParkTicket
+from opus.server.httpheads import GuardedConnection, HeadFirstConnections
+from opus.server.parking import CONNECTED_KEY, MAX_PARKED, PARK_KEY, ParkTicket
+from opus.settings import Settings
 
 log = logging.getLogger("opus.httpserver")
 
@@ -102,6 +111,7 @@ class ParkingGateway(wsgi.Gateway_10):
     def get_environ(self) -> dict[str, Any]:  # type: ignore[override]
         environ: dict[str, Any] = super().get_environ()  # type: ignore[no-untyped-call]
         req = self.req
+        environ[CONNECTED_KEY] = req.conn.connected
         if (
             req.method == b"GET"
             and req.response_protocol == "HTTP/1.1"
@@ -109,7 +119,9 @@ class ParkingGateway(wsgi.Gateway_10):
             and not req.chunked_read
             and int(req.inheaders.get(b"Content-Length", 0) or 0) == 0
         ):
-            environ[PARK_KEY] = ParkTicket(req.conn, keep_alive=not req.close_connection)
+            environ[PARK_KEY] = ParkTicket(
+                req.conn, keep_alive=not req.close_connection, connected=req.conn.connected
+            )
         return environ
 
     def respond(self) -> None:
@@ -149,6 +161,31 @@ class ParkingGateway(wsgi.Gateway_10):
                 response.close()
 
 
+class HeadFirstServer(wsgi.Server):
+    """cheroot's WSGI server, whose workers get only whole request heads (httpheads.py)."""
+
+    ConnectionClass = GuardedConnection
+    header_timeout: float = Settings.REQUEST_HEADER_TIMEOUT
+    _connections: Any
+
+    def prepare(self) -> None:
+        super().prepare()
+        # cheroot's prepare made its own connection manager: replaced before any serving.
+        self._connections._selector.close()
+        self._connections = HeadFirstConnections(
+            self, self.max_request_header_size, self.header_timeout
+        )
+
+
+def _shut_down(conn: Any) -> None:
+    """cheroot's last resort for a worker still busy when the server stops, shutting
+    writing down too (it shuts down reading only: a worker blocked sending to a client
+    that reads nothing would keep the server up for a socket timeout)."""
+    if conn is not None and not conn.rfile.closed:
+        with contextlib.suppress(OSError):
+            conn.socket.shutdown(socket.SHUT_RDWR)
+
+
 def make_server(
     app: Any,
     host: str,
@@ -156,13 +193,17 @@ def make_server(
     threads: int,
     max_body: int | None = None,
     reuse_port: bool = False,
+    max_header_size: int = Settings.MAX_REQUEST_HEADER_SIZE,
+    header_timeout: float = Settings.REQUEST_HEADER_TIMEOUT,
 ) -> wsgi.Server:
     """A cheroot server for ``app`` with ``threads`` workers.
 
     ``reuse_port`` lets the processes of `opus serve --workers N` listen on one port.
+    A request's line and headers must come within ``max_header_size`` bytes and
+    ``header_timeout`` seconds of their first byte.
     """
     limit = None if max_body is None else max_body + BODY_OVERHEAD
-    server = wsgi.Server(
+    server = HeadFirstServer(
         (host, port),
         ChunkedBodies(app, limit),
         numthreads=threads,
@@ -176,6 +217,9 @@ def make_server(
         # Bodies larger than this are refused with 413 before the application reads them.
         server.max_request_body_size = limit
     server.gateway = ParkingGateway
+    server.max_request_header_size = max_header_size
+    server.header_timeout = header_timeout
+    server.requests._force_close = _shut_down
     # Cheroot stops keeping connections alive past 10 open ones (its default): idle and
     # parked connections hold no thread, only a descriptor, so allow as many as WAIT
     # may park.
@@ -191,15 +235,21 @@ def serve(
     max_body: int | None = None,
     reuse_port: bool = False,
     on_stop: Callable[[], None] | None = None,
+    max_header_size: int = Settings.MAX_REQUEST_HEADER_SIZE,
+    header_timeout: float = Settings.REQUEST_HEADER_TIMEOUT,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then stop gracefully.
 
     ``on_stop`` runs first when the server stops: the application's background
     (Background.stop), which answers parked WAIT requests while their connections are
-    still open.
+    still open. Requests waiting in their threads then answer within a second, and
+    workers still busy after cheroot's shutdown timeout (5 s) have their connections
+    shut down.
     """
     raise_descriptor_limit()
-    server = make_server(app, host, port, threads, max_body, reuse_port)
+    server = make_server(
+        app, host, port, threads, max_body, reuse_port, max_header_size, header_timeout
+    )
     ended = threading.Event()
 
     def stop_all() -> None:

@@ -61,6 +61,10 @@ log = logging.getLogger("opus.parking")
 
 # The WSGI environ key under which the HTTP server offers to park a request.
 PARK_KEY = "opus.park"
+# The WSGI environ key of the HTTP server's ``connected()``: whether the request's
+# client is still there and the server not stopping (a request waiting in its thread
+# ends when it says no).
+CONNECTED_KEY = "opus.connected"
 # Parked requests per process at most; past it, WAIT holds a thread as before. Each
 # holds two descriptors (the server's and the Parker's), under the process's limit.
 MAX_PARKED = 10_000
@@ -73,12 +77,16 @@ class ParkTicket:
 
     ``connection`` is the server's connection object: it has ``socket`` (closed,
     fileno -1, once the server drops the connection) and ``last_used`` (the server
-    closes a connection idle for longer than its timeout).
+    closes a connection idle for longer than its timeout). ``connected`` is the
+    server's CONNECTED_KEY, for a request that cannot be parked after all.
     """
 
-    def __init__(self, connection: Any, keep_alive: bool) -> None:
+    def __init__(
+        self, connection: Any, keep_alive: bool, connected: Callable[[], bool] | None = None
+    ) -> None:
         self.connection = connection
         self.keep_alive = keep_alive
+        self.connected = connected
         self.waiter: ParkedWaiter | None = None
 
 
@@ -178,7 +186,7 @@ class Parker:
                 full = False
                 self._count += 1
         if full:
-            return self.service.wait(caller, jobname, job_id, timeout, phase)
+            return self.service.wait(caller, jobname, job_id, timeout, phase, ticket.connected)
         wait = Wait.starting_now(timeout, phase)
         waiter = ParkedWaiter(self, caller, jobname, job_id, wait, if_none_match)
         notifier = self.service.notifier

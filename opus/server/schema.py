@@ -84,6 +84,11 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(url.database)
 
 
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite database URL, None for any other database."""
+    return _sqlite_file(make_url(database_url))
+
+
 def current_revision(connection: Connection) -> str | None:
     """The revision the database is at (None: never migrated)."""
     return MigrationContext.configure(connection).get_current_revision()
@@ -143,7 +148,10 @@ def upgrade(database_url: str) -> str:
     url = make_url(database_url)
     path = _sqlite_file(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created 0600 before SQLite opens it, whatever the umask: it holds password
+        # and token hashes.
+        path.touch(mode=0o600, exist_ok=True)
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:

@@ -10,6 +10,11 @@ notification reported (`opus maintenance` run from cron on SQLite).
 
 All the requests one change wakes share a ``Wake``: the first to need the job reads it,
 the others reuse that read, so waking a thousand clients costs one database read.
+
+A request waiting in its thread also asks the HTTP server, every CLIENT_CHECK_SECONDS,
+whether its answer is still wanted (``connected``): a client that hung up, or a server
+that stops, ends the wait, so that the thread is free within a second rather than at
+the deadline.
 """
 
 from __future__ import annotations
@@ -18,12 +23,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from opus.core.phases import ACTIVE, Phase
 from opus.core.records import Job, JobDetails
 
 # How often a waiting request looks at its job without being notified.
 RECHECK_SECONDS = 5.0
+# How often a request waiting in its thread asks whether its client is still there.
+CLIENT_CHECK_SECONDS = 0.5
+
+
+class Sleeper(Protocol):
+    """A subscribed request's wake-up (notify.Waiter)."""
+
+    def wait(self, timeout: float) -> Wake | None: ...
 
 
 @dataclass(frozen=True)
@@ -46,10 +60,32 @@ class Wait:
         """Seconds left before the deadline (0 or less once it has passed)."""
         return self.deadline - time.monotonic()
 
-    def next_sleep(self) -> float:
-        """How long to sleep before looking at the job again: the recheck interval, or
-        less when the deadline comes first."""
-        return min(self.remaining(), RECHECK_SECONDS)
+    def in_thread(
+        self,
+        waiter: Sleeper,
+        details: JobDetails,
+        read: Callable[[], JobDetails],
+        connected: Callable[[], bool] | None = None,
+    ) -> JobDetails:
+        """Wait in this thread, from ``details`` (read once ``waiter`` was subscribed):
+        the job as its first change left it, as it is at the deadline, or as it is when
+        ``connected`` says no. ``read()`` reads it, also every RECHECK_SECONDS."""
+        reread = time.monotonic() + RECHECK_SECONDS
+        while not self.is_over(details.job) and self.remaining() > 0:
+            until = min(self.deadline, reread)
+            if connected is not None:
+                until = min(until, time.monotonic() + CLIENT_CHECK_SECONDS)
+            wake = waiter.wait(max(0.0, until - time.monotonic()))
+            if wake is not None:
+                return wake.details(read)
+            gone = connected is not None and not connected()
+            if gone or time.monotonic() >= min(self.deadline, reread):
+                # Nothing notified: look again (a change by `opus maintenance`).
+                details = read()
+                reread = time.monotonic() + RECHECK_SECONDS
+                if gone:
+                    break
+        return details
 
 
 class Wake:

@@ -158,7 +158,7 @@ def _write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
             file.write(text)
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, 0o600)  # private to the server's account, as VAR_PATH is
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

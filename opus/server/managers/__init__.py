@@ -11,6 +11,7 @@ from opus.server.managers.base import (
     ManagerError,
     job_environment,
 )
+from opus.server.managers.jobusers import JobUids
 from opus.server.managers.local import LocalManager
 from opus.server.managers.slurm import SlurmManager
 from opus.settings import Settings
@@ -22,7 +23,7 @@ MANAGERS: dict[str, type[Manager]] = {"local": LocalManager, "slurm": SlurmManag
 def make_manager(settings: Settings) -> Manager:
     """The manager named by the MANAGER setting."""
     if settings.MANAGER == "local":
-        return LocalManager()
+        return LocalManager(JobUids.from_settings(settings))
     if settings.MANAGER == "slurm":
         return SlurmManager(settings)
     raise ValueError(f"unknown MANAGER {settings.MANAGER!r} (expected: local or slurm)")

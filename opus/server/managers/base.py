@@ -13,8 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opus.core.layout import JobLayout
+from opus.core.layout import INTERNAL_DIR, STATUS_FILE
 from opus.core.phases import Phase
+from opus.server import nofollow
+
+STATUS_FILE_MAX = 64 * 1024
 
 
 def job_environment() -> dict[str, str]:
@@ -86,6 +89,11 @@ class Manager(ABC):
     def states(self, jobs: Sequence[ManagedJob]) -> dict[str, JobState]:
         """The state of many jobs at once, keyed by job id (missing: unknown)."""
 
+    def job_ended(self, job: ManagedJob) -> None:  # noqa: B027 - optional hook
+        """The job has ended (its script is done, or it was stopped): stop whatever it
+        left running and release what the manager kept for it (before its results are
+        read). Never raises."""
+
     def cleanup(self, job: ManagedJob) -> None:  # noqa: B027 - optional hook
         """Release anything the manager keeps for a job that is being deleted."""
 
@@ -98,12 +106,12 @@ def read_status_file(job_dir: Path) -> JobState | None:
     even while the batch script, still alive, retries a callback to a server that was
     down.
     """
-    try:
-        lines = JobLayout(job_dir).status.read_text().splitlines()
-    except OSError:
-        return None
+    # Written where the job's script can replace it: read without following a link,
+    # and as much as a status needs.
+    data = nofollow.read_file(job_dir, f"{INTERNAL_DIR}/{STATUS_FILE}", STATUS_FILE_MAX)
+    lines = (data or b"").decode("utf-8", "replace").splitlines()
     if not lines:
         return None
     if lines[0].strip() == "COMPLETED":
         return JobState(Phase.COMPLETED)
-    return JobState(Phase.ERROR, lines[1] if len(lines) > 1 else "the job failed")
+    return JobState(Phase.ERROR, lines[1][:1000] if len(lines) > 1 else "the job failed")

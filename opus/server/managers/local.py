@@ -5,6 +5,9 @@ survives a server restart and abort can kill the whole group. The external id is
 ``PID:STARTTIME`` (start time in clock ticks from /proc), so a recycled PID is never
 mistaken for the job. A job whose process ended is judged by the status file its
 batch script wrote; no status file means the process died without reporting.
+
+Jobs start with umask 077 (what they write is private to their account). With
+LOCAL_JOB_UIDS each runs under a uid of its own (jobusers.py), given back when it ends.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from opus.core.layout import JobLayout
 from opus.core.phases import Phase
+from opus.server.datadirs import PRIVATE_FILE, PRIVATE_UMASK
 from opus.server.managers.base import (
     JobState,
     ManagedJob,
@@ -28,6 +32,7 @@ from opus.server.managers.base import (
     job_environment,
     read_status_file,
 )
+from opus.server.managers.jobusers import JobAccount, JobUids
 
 log = logging.getLogger("opus.manager.local")
 
@@ -59,14 +64,21 @@ class LocalManager(Manager):
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, job_uids: JobUids | None = None) -> None:
         # Children started by this process, kept to reap them (no zombies).
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        # LOCAL_JOB_UIDS: each job under a uid of its own (None: the server's account).
+        self.job_uids = job_uids
 
     def submit(self, job: ManagedJob, batch_script: Path) -> str:
+        account = JobAccount(None, job_environment())
+        if self.job_uids is not None:
+            account = self.job_uids.account(self.job_uids.start(job.job_dir), job.job_dir)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            with open(JobLayout(job.job_dir).batch_log, "ab") as batch_log:
+            log_fd = os.open(JobLayout(job.job_dir).batch_log, flags, PRIVATE_FILE)
+            with os.fdopen(log_fd, "ab") as batch_log:
                 process = subprocess.Popen(
                     ["bash", str(batch_script)],
                     cwd=job.job_dir,
@@ -75,9 +87,14 @@ class LocalManager(Manager):
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
-                    env=job_environment(),
+                    umask=PRIVATE_UMASK,
+                    env=account.environment,
+                    user=account.uid,
+                    group=account.uid,
+                    extra_groups=None if account.uid is None else [],
                 )
         except OSError as exc:
+            self.job_ended(job)
             raise ManagerError(f"could not start the job: {exc}") from exc
         start = _proc_start_time(process.pid) or "0"
         with self._lock:
@@ -104,11 +121,13 @@ class LocalManager(Manager):
     def abort(self, job: ManagedJob) -> None:
         parsed = _parse_external_id(job.external_id)
         if parsed is None or not self._alive(job.external_id):
+            self.job_ended(job)  # what it left behind, if it left anything
             return
         pid = parsed[0]
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
+            self.job_ended(job)
             return
         except PermissionError as exc:
             raise ManagerError(f"cannot signal job process {pid}: {exc}") from exc
@@ -120,10 +139,21 @@ class LocalManager(Manager):
                 os.killpg(pid, signal.SIGKILL)
             with self._lock:
                 self._reap()
+            self.job_ended(job)
 
         timer = threading.Timer(KILL_GRACE_SECONDS, kill_later)
         timer.daemon = True
         timer.start()
+
+    def job_ended(self, job: ManagedJob) -> None:
+        if self.job_uids is not None:
+            try:
+                self.job_uids.release(job.job_dir)
+            except OSError as exc:
+                log.error("job %s: could not give its uid back: %s", job.job_id, exc)
+
+    def cleanup(self, job: ManagedJob) -> None:
+        self.job_ended(job)
 
     def states(self, jobs: Sequence[ManagedJob]) -> dict[str, JobState]:
         states: dict[str, JobState] = {}

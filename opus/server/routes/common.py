@@ -121,8 +121,15 @@ def plain_tree(base_url: str) -> bottle.Bottle:
 
 
 def caller(authn: Authenticator) -> Caller:
-    """The caller of the current request (Unauthorized without valid credentials)."""
-    return authn.caller(bottle.request.get_header("Authorization", ""))
+    """The caller of the current request (Unauthorized without valid credentials,
+    TooManyRequests after too many failures). Failures count by the connection's own
+    address, REMOTE_ADDR, or the client's a trusted proxy names (bottle's remote_addr
+    would believe any X-Forwarded-For)."""
+    request = bottle.request
+    address = authn.client_address(
+        request.environ.get("REMOTE_ADDR") or "", request.get_header("X-Forwarded-For")
+    )
+    return authn.caller(request.get_header("Authorization", ""), address)
 
 
 def text(body: str, status: int = 200, etag: str | None = None) -> bottle.HTTPResponse:

@@ -1,13 +1,17 @@
-"""The result store tree: /store/{job_id}/{result_id}, served with the registered type."""
+"""The result store tree: /store/{job_id}/{result_id}, served with the registered type.
+
+The file is opened by the service without following links, and answered by
+routes/files.py: nosniff, a sandboxing CSP, and the types a browser would run served as
+attachments; Range, conditional requests and HEAD as static files have them.
+"""
 
 from __future__ import annotations
-
-from urllib.parse import quote
 
 import bottle
 
 from opus.server.auth import Authenticator
 from opus.server.routes.common import JOB_ID_PATTERN, caller, plain_tree
+from opus.server.routes.files import file_response
 from opus.server.service import JobService
 
 
@@ -17,15 +21,7 @@ def tree(service: JobService, authn: Authenticator) -> bottle.Bottle:
 
     @app.get(f"/store/<job_id:re:{JOB_ID_PATTERN}>/<result_id>")
     def get_result_file(job_id: str, result_id: str) -> bottle.HTTPResponse:
-        found = service.result_file(caller(authn), job_id, result_id)
-        path = found.path
-        response: bottle.HTTPResponse = bottle.static_file(
-            path.name, root=str(path.parent), mimetype=found.result.content_type
-        )
-        if response.status_code < 300:
-            # RFC 6266/5987 form: any file name, quoted, cannot break the header.
-            disposition = f"inline; filename*=UTF-8''{quote(path.name)}"
-            response.set_header("Content-Disposition", disposition)
-        return response
+        result, opened = service.result_file(caller(authn), job_id, result_id)
+        return file_response(opened, result.content_type, filename=opened.name)
 
     return app

@@ -19,7 +19,7 @@ from opus.core.phases import Phase, parse_phase
 from opus.core.records import JobDetails
 from opus.core.times import format_time, parse_time
 from opus.server.auth import Authenticator
-from opus.server.parking import PARK_KEY, Parker
+from opus.server.parking import CONNECTED_KEY, PARK_KEY, Parker
 from opus.server.routes.common import (
     JOB_ID_PATTERN,
     JOBNAME_PATTERN,
@@ -33,6 +33,7 @@ from opus.server.routes.common import (
     unless_current,
     xml,
 )
+from opus.server.routes.files import empty_file, file_response
 from opus.server.service import JobService
 from opus.server.service.inputs import Upload
 from opus.server.service.validation import CONTROL_PARAMETERS
@@ -161,7 +162,9 @@ def tree(
         if timeout <= 0:
             return job_answer(details)
         if ticket is None:
-            return job_answer(service.wait(caller_now, jobname, job_id, timeout, phase))
+            # Waits in this thread, until the HTTP server (if it can tell) says the client went.
+            connected = request.environ.get(CONNECTED_KEY)
+            return job_answer(service.wait(caller_now, jobname, job_id, timeout, phase, connected))
         # Served by `opus serve`: the request waits without holding a thread.
         if_none_match = request.get_header("If-None-Match")
         unparked = parker.park(ticket, caller_now, jobname, job_id, timeout, phase, if_none_match)
@@ -290,13 +293,10 @@ def tree(
         return see_other(settings.BASE_URL, f"/store/{job_id}/{quote(result_id)}")
 
     def stream_file(jobname: str, job_id: str, which: str) -> bottle.HTTPResponse:
-        path = service.stream(who(), jobname, job_id, which)
-        if not path.is_file():
-            return text("")
-        response: bottle.HTTPResponse = bottle.static_file(
-            path.name, root=str(path.parent), mimetype="text/plain", charset="UTF-8"
-        )
-        return response
+        opened = service.stream(who(), jobname, job_id, which)
+        if opened is None:
+            return empty_file()
+        return file_response(opened, "text/plain")
 
     @app.get(f"{JOB}/stdout")
     def get_stdout(jobname: str, job_id: str) -> bottle.HTTPResponse:

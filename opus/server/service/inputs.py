@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import os
 import re
 import shutil
 import socket
@@ -62,8 +63,10 @@ def _copy_limited(
     # read1 returns what has arrived: a slow sender cannot hold a read past the deadline.
     read = getattr(source, "read1", source.read)
     written = 0
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(target, "wb") as out:
+        # 0600 whatever the umask: an input is its owner's.
+        with os.fdopen(os.open(target, flags, 0o600), "wb") as out:
             while chunk := read(COPY_CHUNK):
                 written += len(chunk)
                 if written > limit:

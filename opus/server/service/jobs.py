@@ -17,23 +17,24 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from opus.core import access
 from opus.core.access import Caller
 from opus.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from opus.core.layout import STDERR_FILE, STDOUT_FILE
 from opus.core.phases import RUNNING, TERMINAL, Phase, allowed_predecessors, parse_phase
-from opus.core.records import Job, JobDetails, JobSummary, Parameter, Result, ResultFile
+from opus.core.records import Job, JobDetails, JobSummary, Parameter, Result
 from opus.core.times import utcnow
 from opus.server.auth import hash_token
 from opus.server.jdl import JDLRegistry, JobDefinition
 from opus.server.managers import ManagedJob, Manager, ManagerError
+from opus.server.nofollow import OpenFile
 from opus.server.notify import PhaseNotifier
 from opus.server.service.inputs import Upload
 from opus.server.service.jobfiles import JobFiles, ScriptRequest
+from opus.server.service.limits import ENDED, OwnerLimits, Quota, directory_bytes
 from opus.server.service.validation import JobValidator
 from opus.server.storage import Coordination, JobStore
 from opus.server.waiting import Wait
@@ -58,6 +59,7 @@ class JobService:
         self.registry = registry
         self.notifier = notifier or PhaseNotifier(max(1, settings.SERVER_THREADS - 8))
         self.validator = JobValidator(settings, manager)
+        self.limits = OwnerLimits(settings, store)
         self.files = JobFiles(
             settings.jobs_path,
             settings.MAX_UPLOAD_SIZE,
@@ -135,11 +137,11 @@ class JobService:
         owner = None if caller.is_admin else caller.name
         return self.store.list_jobs(jobname, phases, after, last, owner=owner)
 
-    def result_file(self, caller: Caller, job_id: str, result_id: str) -> ResultFile:
-        """A result of a job and its file (checked to be inside the job's directory).
+    def result_file(self, caller: Caller, job_id: str, result_id: str) -> tuple[Result, OpenFile]:
+        """A result of a job and its file, open without following links (close it).
 
         NotFound for an unknown job or result, or a file that is gone; Forbidden for
-        another user's job.
+        another user's job, or a file the job made a link (JobFiles.open_result).
         """
         details = self.store.get_details(job_id)
         if details is None:
@@ -148,23 +150,28 @@ class JobService:
         result = details.result(result_id)
         if result is None:
             raise NotFound(f"job {job_id} has no result {result_id!r}")
-        path = self.files.file(job_id, result.path)
-        if not path.is_file():
-            raise NotFound(f"the file of result {result_id!r} is gone")
-        return ResultFile(result, path)
+        return result, self.files.open_result(job_id, result)
 
-    def stream(self, caller: Caller, jobname: str, job_id: str, which: str) -> Path:
-        """The file of a job's captured ``stdout`` or ``stderr`` (it may not exist yet)."""
+    def stream(self, caller: Caller, jobname: str, job_id: str, which: str) -> OpenFile | None:
+        """A job's captured ``stdout`` or ``stderr``, open (close it); None before the
+        job wrote it. Forbidden for a link (JobFiles.open_stream)."""
         if which not in (STDOUT_FILE, STDERR_FILE):
             raise NotFound(f"a job has no stream {which!r}")
         job = self._load(caller, jobname, job_id)
-        return self.files.layout(job.id).stream(which)
+        return self.files.open_stream(job.id, which)
 
     def wait(
-        self, caller: Caller, jobname: str, job_id: str, timeout: float, phase: Phase | None
+        self,
+        caller: Caller,
+        jobname: str,
+        job_id: str,
+        timeout: float,
+        phase: Phase | None,
+        connected: Callable[[], bool] | None = None,
     ) -> JobDetails:
         """The job once ``Wait``'s rule says so: at its first change while it is active
-        (and in ``phase`` if given), or after ``timeout`` seconds. Holds the thread.
+        (and in ``phase`` if given), or after ``timeout`` seconds. Holds the thread, less
+        if ``connected`` (the HTTP server's) says the client went or the server stops.
 
         Raises like get_job. Past the notifier's cap on waiting threads, it answers at
         once (UWS allows it).
@@ -175,13 +182,8 @@ class JobService:
             details = self.get_job(caller, jobname, job_id)
             if waiter is None:
                 return details
-            while not wait.is_over(details.job) and wait.remaining() > 0:
-                wake = waiter.wait(wait.next_sleep())
-                if wake is not None:
-                    return wake.details(lambda: self.get_job(caller, jobname, job_id))
-                # Nothing notified: look again (a change by `opus maintenance`).
-                details = self.get_job(caller, jobname, job_id)
-            return details
+            read = lambda: self.get_job(caller, jobname, job_id)  # noqa: E731
+            return wait.in_thread(waiter, details, read, connected)
 
     def _load(self, caller: Caller, jobname: str, job_id: str) -> Job:
         job = self.store.get_job(job_id)
@@ -214,9 +216,8 @@ class JobService:
         """
         jdl = self.usable_definition(caller, jobname)
         checked_control = self.validator.control(control or {})
-        if checked_control.run:
-            self._check_active_limit(caller.name)
         checked = self.validator.values(jdl, values, uploads)
+        allowance = self.limits.before_creation(caller.name, checked, checked_control.run)
         now = utcnow()
         execution_duration = self.validator.execution_duration(
             jdl, checked_control.execution_duration
@@ -225,7 +226,7 @@ class JobService:
         job_id = self.files.create()
         try:
             stored = [Parameter(name, value) for name, value in checked.parameters.items()]
-            stored += self.files.save_inputs(job_id, checked.urls, checked.uploads)
+            stored += self.files.save_inputs(job_id, checked.urls, checked.uploads, allowance)
             job = Job(
                 id=job_id,
                 jobname=jobname,
@@ -245,13 +246,13 @@ class JobService:
                 # The signal token is made at RUN: a PENDING job accepts no signal.
                 token_hash="",
             )
-            self.store.insert_job(job, stored)
+            job = self.limits.insert_job(job, stored, self.files.directory(job_id))
         except BaseException:
             # Nothing is kept of a job that could not be stored.
             self.files.remove(job_id)
             raise
         if checked_control.run:
-            return self._run(job)
+            return self._run(job, created=True)
         return job
 
     # -- changes asked by clients -------------------------------------------------------
@@ -260,20 +261,26 @@ class JobService:
         """PENDING → QUEUED, then submit to the manager (Forbidden in any other phase)."""
         return self._run(self._load(caller, jobname, job_id))
 
-    def _run(self, job: Job) -> Job:
-        """The compare-and-set to QUEUED comes first, so that of two RUNs racing only the
-        winner writes the job's files and submits it; QUEUED and the external id are
-        stored before the answer."""
+    def _run(self, job: Job, created: bool = False) -> Job:
+        """The compare-and-set to QUEUED (within NJOBS_MAX) comes first, so that of two RUNs
+        racing only the winner writes the job's files and submits it; QUEUED and the external
+        id are stored before the answer. A job ``created`` to run at once is dropped if refused."""
         if job.phase != Phase.PENDING:
             raise Forbidden(f"job {job.id} is {job.phase}: only a PENDING job can be run")
-        self._check_active_limit(job.owner)
         jdl = self.definition(job.jobname)
         token = secrets.token_urlsafe(32)
         queued = self.change_phase(
-            job.id, Phase.QUEUED, allowed_from={Phase.PENDING}, token_hash=hash_token(token)
+            job.id,
+            Phase.QUEUED,
+            allowed_from={Phase.PENDING},
+            token_hash=hash_token(token),
+            quota=self.limits.run_quota(job.owner),
         )
         if not queued:
-            raise Forbidden(f"job {job.id} is no longer PENDING")
+            refusal = self.limits.refusal(job, "run")
+            if created:
+                self.destroy(job)
+            raise refusal
         values, options = self.validator.script_values(self.store.get_details(job.id))
         managed = ManagedJob(
             job.id,
@@ -310,14 +317,6 @@ class JobService:
             # Aborted or deleted while being submitted: the abort found no process.
             self.stop(current)
         return current
-
-    def _check_active_limit(self, owner: str) -> None:
-        active = self.store.count_jobs(owner, RUNNING)
-        if active >= self.settings.NJOBS_MAX:
-            raise Forbidden(
-                f"{owner} already has {active} active jobs (NJOBS_MAX is "
-                f"{self.settings.NJOBS_MAX}): wait for one to end"
-            )
 
     def abort(self, caller: Caller, jobname: str, job_id: str) -> Job:
         """Stop a job that has not ended (Forbidden for a job that has)."""
@@ -369,9 +368,9 @@ class JobService:
             raise Forbidden(f"job {job.id} is {job.phase}: parameters can no longer change")
         checked = self.validator.values(self.definition(job.jobname), values, uploads, partial=True)
         stored = [Parameter(name, value) for name, value in checked.parameters.items()]
-        stored += self.files.save_inputs(job.id, checked.urls, checked.uploads)
-        if not self.store.set_parameters(job.id, stored, {Phase.PENDING}):
-            raise Forbidden(f"job {job.id} is no longer PENDING")
+        allowance = self.limits.before_update(job, checked)
+        stored += self.files.save_inputs(job.id, checked.urls, checked.uploads, allowance)
+        self.limits.set_parameters(job, stored, self.files.directory(job.id))
 
     # -- signals from batch scripts -----------------------------------------------------
 
@@ -418,9 +417,11 @@ class JobService:
         error_message: str | None = None,
         token_hash: str | None = None,
         results: Sequence[Result] = (),
+        quota: Quota | None = None,
     ) -> bool:
-        """Compare-and-set the phase (from what the table allows, or ``allowed_from``),
-        then wake the job's waiters; True if it changed. The one phase writer."""
+        """Compare-and-set the phase (from what the table allows, or ``allowed_from``, within
+        ``quota``; an ended job's files measured again), then wake the job's waiters; True
+        if it changed. The one phase writer."""
         sources = allowed_predecessors(phase) if allowed_from is None else allowed_from
         changed = self.store.change_phase(
             job_id,
@@ -432,6 +433,8 @@ class JobService:
             error_message=error_message,
             token_hash=token_hash,
             results=results,
+            stored_bytes=directory_bytes(self.files.directory(job_id)) if phase in ENDED else None,
+            quota=quota,
         )
         if changed:
             log.info("job %s → %s", job_id, phase)
@@ -439,7 +442,9 @@ class JobService:
         return changed
 
     def finish(self, job: Job, phase: Phase, message: str | None) -> bool:
-        """Move a job to COMPLETED or ERROR, registering its results at the same time."""
+        """Move a job to COMPLETED or ERROR, registering its results at the same time
+        (once the manager stopped what the job left running: nothing changes them after)."""
+        self.manager.job_ended(ManagedJob(job.id, job.external_id, self.files.directory(job.id)))
         now = utcnow()
         error_message = None
         if phase == Phase.ERROR:

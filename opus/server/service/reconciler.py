@@ -9,6 +9,10 @@ errorSummary; destruction time passed → deleted, or ARCHIVED when so configure
 change goes through the JobService's phase writers, as compare-and-set, so a late
 signal and the reconciler never both win. One process at a time reconciles (the
 reconciler lock of storage.Coordination).
+
+A job whose reconciliation fails (a fault of OPUS's, or a job directory it cannot
+make sense of) is not retried every pass: the fault is logged once, with its
+traceback, and the job is moved to ERROR with an errorSummary saying so.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from datetime import datetime, timedelta
 
 from opus.core.phases import RUNNING, TERMINAL, Phase
 from opus.core.records import Job
+from opus.core.text import printable
 from opus.core.times import utcnow
 from opus.server.managers import JobState, ManagedJob
 from opus.server.service.jobs import JobService
@@ -59,10 +64,29 @@ def reconcile(service: JobService) -> ReconcileReport:
         for job in jobs:
             try:
                 _reconcile_job(service, job, states.get(job.id), now, report)
-            except Exception:
-                log.exception("reconciling job %s failed", job.id)
+            except Exception as exc:
+                log.exception("reconciling job %s failed: the job is set to ERROR", job.id)
+                _give_up(service, job, exc, now, report)
     _destroy_expired(service, now, report)
     return report
+
+
+def _give_up(
+    service: JobService, job: Job, exc: Exception, now: datetime, report: ReconcileReport
+) -> None:
+    """ERROR for a job its reconciliation failed on, so that the next pass does not
+    fail on it again (a failure to do even that, the database gone, is retried)."""
+    reason = printable(" ".join(str(exc).split())[:200]) or type(exc).__name__
+    message = f"OPUS could not finish the job ({reason}): see the server's log"
+    try:
+        if job.phase in RUNNING and job.external_id is not None:
+            service.stop(job)
+        if service.change_phase(
+            job.id, Phase.ERROR, end_time=now, error_type="fatal", error_message=message
+        ):
+            report.changed.append(job.id)
+    except Exception as again:
+        log.warning("job %s: could not be set to ERROR either: %s", job.id, again)
 
 
 def _reconcile_job(

@@ -130,11 +130,17 @@ class AdvisoryLock(ReconcilerLock):
         return self.held
 
     def release(self) -> None:
-        self.held = False
         if self.connection is not None:
+            with contextlib.suppress(Exception):
+                if self.held:
+                    # Unlocked before the connection closes: PostgreSQL would free it
+                    # only once the backend has ended, a moment later.
+                    with self.connection.cursor() as cursor:
+                        cursor.execute("SELECT pg_advisory_unlock(%s)", (RECONCILER_LOCK_KEY,))
             with contextlib.suppress(Exception):
                 self.connection.close()
             self.connection = None
+        self.held = False
 
 
 class LeaseLock(ReconcilerLock):

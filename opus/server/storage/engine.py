@@ -47,6 +47,11 @@ def storable(key: str) -> bool:
     return "\x00" not in key
 
 
+def driver_marker(engine: Engine) -> str:
+    """How the engine's driver marks a parameter in SQL: ``%s`` or ``?``."""
+    return "%s" if engine.dialect.paramstyle in ("format", "pyformat") else "?"
+
+
 def raw_connection(engine: Engine) -> Any:
     """A DBAPI connection outside the pool, in autocommit mode (kept for a long time)."""
     args, kwargs = engine.dialect.create_connect_args(engine.url)
@@ -68,9 +73,7 @@ class HotQuery:
 
     def __init__(self, engine: Engine, sql: str) -> None:
         self.engine = engine
-        if engine.dialect.paramstyle in ("format", "pyformat"):
-            sql = sql.replace("?", "%s")
-        self.sql = sql
+        self.sql = sql.replace("?", driver_marker(engine))
 
     def one(self, parameters: Sequence[Any]) -> tuple[Any, ...] | None:
         """The first row for ``parameters``, or None."""
@@ -98,7 +101,7 @@ class HotInsert:
 
     def __init__(self, engine: Engine, table: Table) -> None:
         columns = list(table.columns)
-        marker = "%s" if engine.dialect.paramstyle in ("format", "pyformat") else "?"
+        marker = driver_marker(engine)
         names = ", ".join(column.name for column in columns)
         markers = ", ".join(marker for _ in columns)
         self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({markers})"  # noqa: S608 - model names

@@ -30,6 +30,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    text,
     union_all,
     update,
 )
@@ -39,7 +40,8 @@ from sqlalchemy.sql.elements import BindParameter
 from opus.core.phases import Phase
 from opus.core.records import Job, JobDetails, JobSummary, Parameter, Result
 from opus.server.storage.coordination import Coordination
-from opus.server.storage.engine import HotInsert, HotQuery, storable
+from opus.server.storage.engine import HotInsert, HotQuery, driver_marker, storable
+from opus.server.storage.limits import OWNER_LOCK_SQL, USAGE_SQL, Quota, Usage
 from opus.server.storage.models import JobRow, ParameterRow, ResultRow
 
 _JOB_COLUMNS = list(JobRow.__table__.columns)
@@ -168,16 +170,27 @@ class JobStore:
         self._job_by_id = select(*_JOB_COLUMNS).where(JobRow.id == bindparam("job_id"))
         self._details = _details_statement()
         self._version = HotQuery(engine, "SELECT version FROM jobs WHERE id = ?")
+        self._usage = HotQuery(engine, USAGE_SQL)
+        self._marker = driver_marker(engine)
+        self._locks_owners = engine.dialect.name == "postgresql"
         self._recent = RecentJobs()
         tables = JobRow.metadata.tables
         self._insert_job = HotInsert(engine, tables[JobRow.__tablename__])
         self._insert_parameters = HotInsert(engine, tables[ParameterRow.__tablename__])
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A write transaction (serialised within the process on SQLite)."""
+    def _writing(self, quota: Quota | None = None) -> Iterator[Connection]:
+        """A write transaction (serialised within the process on SQLite); with a quota,
+        holding its owner's lock on PostgreSQL (storage/limits.py)."""
         with self._write_lock, self.engine.begin() as conn:
+            if quota is not None and self._locks_owners:
+                conn.execute(select(func.pg_advisory_xact_lock(*quota.lock_key())))
             yield conn
+
+    @staticmethod
+    def _quota_clause(quota: Quota) -> Any:
+        condition, values = quota.condition(lambda name: f":{name}")
+        return text(condition).bindparams(**values)
 
     # -- reads ------------------------------------------------------------------------
 
@@ -265,18 +278,20 @@ class JobStore:
         with self.engine.connect() as conn:
             return list(conn.execute(statement).scalars())
 
-    def count_jobs(self, owner: str, phases: Collection[Phase]) -> int:
-        """How many jobs of ``owner`` are in one of ``phases``."""
-        statement = select(func.count()).where(
-            JobRow.owner == owner, JobRow.phase.in_(_phases(phases))
-        )
-        with self.engine.connect() as conn:
-            return int(conn.execute(statement).scalar_one())
+    def usage(self, owner: str) -> Usage:
+        """What ``owner`` keeps, stores and runs (one small read, on the driver)."""
+        if not storable(owner):
+            return Usage()
+        return Usage.from_row(self._usage.one((owner,)))
 
     # -- writes -----------------------------------------------------------------------
 
-    def insert_job(self, job: Job, parameters: Iterable[Parameter]) -> None:
-        """Store a new job and its parameters in one transaction.
+    def insert_job(
+        self, job: Job, parameters: Iterable[Parameter], quota: Quota | None = None
+    ) -> bool:
+        """Store a new job and its parameters in one transaction; True if stored, False
+        if the owner's jobs broke ``quota`` (checked in the transaction, after the
+        insert, the new job not counted: nothing is stored then).
 
         Raises the driver's IntegrityError when the id is already taken (JobFiles.create
         gives every job a new id and directory first).
@@ -292,7 +307,12 @@ class JobStore:
             try:
                 cursor = connection.cursor()
                 try:
+                    if quota is not None and self._locks_owners:
+                        cursor.execute(OWNER_LOCK_SQL, quota.lock_key())
                     self._insert_job.rows(cursor, [values])
+                    if quota is not None and not self._holds(cursor, quota):
+                        connection.rollback()
+                        return False
                     self._insert_parameters.rows(cursor, rows)
                 finally:
                     cursor.close()
@@ -302,6 +322,12 @@ class JobStore:
                 raise
             finally:
                 connection.close()
+        return True
+
+    def _holds(self, cursor: Any, quota: Quota) -> bool:
+        condition, values = quota.condition(lambda _name: self._marker)
+        cursor.execute(f"SELECT 1 WHERE {condition}", tuple(values.values()))
+        return cursor.fetchone() is not None
 
     def change_phase(
         self,
@@ -315,8 +341,11 @@ class JobStore:
         error_message: str | None = None,
         token_hash: str | None = None,
         results: Iterable[Result] = (),
+        stored_bytes: int | None = None,
+        quota: Quota | None = None,
     ) -> bool:
-        """Set the phase if the job is in one of ``allowed_from``; True if it changed.
+        """Set the phase if the job is in one of ``allowed_from`` (and its owner's jobs
+        meet ``quota``); True if it changed.
 
         The other values given (None leaves a column as it is) and the job's results
         (replacing any registered before) are written in the same transaction, so that
@@ -333,6 +362,7 @@ class JobStore:
             ("error_type", error_type),
             ("error_message", error_message),
             ("token_hash", token_hash),
+            ("stored_bytes", stored_bytes),
         ):
             if value is not None:
                 values[key] = value
@@ -341,6 +371,8 @@ class JobStore:
             .where(JobRow.id == job_id, JobRow.phase.in_(_phases(allowed_from)))
             .values(**values)
         )
+        if quota is not None:
+            statement = statement.where(self._quota_clause(quota))
         result_rows = [
             {
                 "job_id": job_id,
@@ -352,7 +384,7 @@ class JobStore:
             }
             for r in results
         ]
-        with self._writing() as conn:
+        with self._writing(quota) as conn:
             changed = conn.execute(statement).rowcount == 1
             if changed and result_rows:
                 conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
@@ -383,20 +415,31 @@ class JobStore:
             return conn.execute(statement).rowcount == 1
 
     def set_parameters(
-        self, job_id: str, parameters: Iterable[Parameter], only_in: Collection[Phase]
+        self,
+        job_id: str,
+        parameters: Iterable[Parameter],
+        only_in: Collection[Phase],
+        stored_bytes: int | None = None,
+        quota: Quota | None = None,
     ) -> bool:
-        """Replace some parameters of a job, only while it is in ``only_in`` phases.
+        """Replace some parameters of a job (and the bytes it stores), only while it is
+        in ``only_in`` phases and its owner's jobs meet ``quota``; True if done.
 
-        The phase check is the transaction's first statement (the UPDATE of the job's
+        The check is the transaction's first statement (the UPDATE of the job's
         version takes the write lock), so a RUN racing with the change cannot slip in
         between.
         """
-        with self._writing() as conn:
+        changes: dict[str, Any] = dict(_NEXT_VERSION)
+        if stored_bytes is not None:
+            changes["stored_bytes"] = stored_bytes
+        with self._writing(quota) as conn:
             guard = (
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.phase.in_(_phases(only_in)))
-                .values(**_NEXT_VERSION)
+                .values(**changes)
             )
+            if quota is not None:
+                guard = guard.where(self._quota_clause(quota))
             if conn.execute(guard).rowcount != 1:
                 return False
             for param in parameters:

@@ -59,15 +59,19 @@ class JobRow(Base):
     token_hash: Mapped[str] = mapped_column(String(128))
     # Incremented by every write of the job, its parameters or its results.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What the job's files take: its inputs when saved, its whole directory once ended
+    # (the per-owner storage limit adds these up).
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (
         # Job lists: per job type, newest first, optionally by phase.
         Index("ix_jobs_list", "jobname", "creation_time", "id"),
         Index("ix_jobs_list_phase", "jobname", "phase", "creation_time", "id"),
-        # Reconciler (active jobs), destruction sweep, per-owner limits.
+        # Reconciler (active jobs), destruction sweep, per-owner limits (which add up
+        # the bytes stored from the index alone).
         Index("ix_jobs_phase", "phase"),
         Index("ix_jobs_destruction", "destruction_time"),
-        Index("ix_jobs_owner_phase", "owner", "phase"),
+        Index("ix_jobs_owner_usage", "owner", "phase", "stored_bytes"),
     )
 
 
@@ -116,3 +120,18 @@ class UserRow(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     password_hash: Mapped[str | None] = mapped_column(Text, default=None)
     creation_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuthFailureRow(Base):
+    """Failed authentications of one client address or user name (``key``), shared by
+    the server's processes: how many since the counter was last forgotten, and until
+    when its requests are refused."""
+
+    __tablename__ = "auth_failures"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure: Mapped[datetime] = mapped_column(UTCDateTime)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    __table_args__ = (Index("ix_auth_failures_last", "last_failure"),)

@@ -1,4 +1,14 @@
-"""UserStore: every SQL statement about users."""
+"""UserStore: every SQL statement about users, and the reads that authenticate them.
+
+A user's jobs belong to the user's name. A name can be given again, to somebody else,
+once its user is deleted: the jobs of the name are then moved to another owner in the
+deletion's transaction (and again in the creation's, for the jobs of a request that
+was still under way at the deletion), so that a new user never sees an earlier one's.
+
+An authentication reads its user and the failed-authentication counters of its
+client (storage/throttle.py) in one statement, which returns one row whether the user
+exists or not: the two cases cost the same work.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +22,17 @@ from sqlalchemy.exc import IntegrityError
 
 from opus.core.records import User
 from opus.server.storage.engine import HotQuery, storable
-from opus.server.storage.models import UserRow
+from opus.server.storage.models import JobRow, UserRow
 
 _USER_COLUMNS = list(UserRow.__table__.columns)
 _SELECT_USER = (
     "SELECT name, roles, active, token_hash, password_hash, creation_time FROM users WHERE "
+)
+# One row, for a user or none, with the end of the longest refusal of two counters.
+_AUTHENTICATE = (
+    "SELECT u.name, u.roles, u.active, u.token_hash, u.password_hash, u.creation_time, "
+    "(SELECT max(blocked_until) FROM auth_failures WHERE key IN (?, ?)) "
+    "FROM (SELECT 1 AS probe) AS p LEFT JOIN users AS u ON u."
 )
 
 
@@ -26,20 +42,26 @@ def _user_from_row(row: Any) -> User:
     return User(**values)
 
 
+def _driver_time(value: Any) -> datetime | None:
+    """A time read on the driver (SQLite gives text), timezone-aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
+
+
 def _user_from_driver(row: tuple[Any, ...]) -> User:
     """A user from a row of the driver (SQLite gives text times and integer flags)."""
     names = ("name", "roles", "active", "token_hash", "password_hash", "creation_time")
     values = dict(zip(names, row, strict=True))
-    created = values["creation_time"]
-    if isinstance(created, str):
-        created = datetime.fromisoformat(created)
     return User(
         name=values["name"],
         roles=tuple(r for r in values["roles"].split(",") if r),
         active=bool(values["active"]),
         token_hash=values["token_hash"],
         password_hash=values["password_hash"],
-        creation_time=created.replace(tzinfo=UTC),
+        creation_time=_driver_time(values["creation_time"]) or datetime.now(UTC),
     )
 
 
@@ -48,12 +70,20 @@ class UserStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # Every authenticated request reads its user: on the driver directly.
+        # Every authentication reads its user (and its counters): on the driver directly.
         self._by_name = HotQuery(engine, _SELECT_USER + "name = ?")
-        self._by_token = HotQuery(engine, _SELECT_USER + "token_hash = ?")
+        self._authenticate_name = HotQuery(engine, _AUTHENTICATE + "name = ?")
+        self._authenticate_token = HotQuery(engine, _AUTHENTICATE + "token_hash = ?")
+        # What an absent user is read as: a row of the driver's types, converted the
+        # same way as a present user's.
+        created: Any = datetime(2000, 1, 1)
+        if engine.dialect.name == "sqlite":
+            created = created.isoformat(" ", "microseconds")
+        self._absent: tuple[Any, ...] = ("", "", 0, "", None, created)
 
-    def add(self, user: User) -> bool:
-        """Store a new user; False if the name (or the token) is taken."""
+    def add(self, user: User, earlier_jobs_to: str | None = None) -> bool:
+        """Store a new user; False if the name (or the token) is taken. Jobs owned by
+        the name already (an earlier user's) pass to ``earlier_jobs_to``."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -66,9 +96,20 @@ class UserStore:
                         creation_time=user.creation_time,
                     )
                 )
+                if earlier_jobs_to is not None:
+                    self._move_jobs(conn, user.name, earlier_jobs_to)
         except IntegrityError:
             return False
         return True
+
+    @staticmethod
+    def _move_jobs(conn: Any, owner: str, new_owner: str) -> None:
+        """Give every job of ``owner`` to ``new_owner`` (each job's version moves on)."""
+        conn.execute(
+            update(JobRow)
+            .where(JobRow.owner == owner)
+            .values(owner=new_owner, version=JobRow.version + 1)
+        )
 
     def get(self, name: str) -> User | None:
         """The user called ``name``, or None."""
@@ -77,10 +118,22 @@ class UserStore:
         row = self._by_name.one((name,))
         return None if row is None else _user_from_driver(row)
 
-    def by_token_hash(self, token_hash: str) -> User | None:
-        """The user whose API token has this hash, or None."""
-        row = self._by_token.one((token_hash,))
-        return None if row is None else _user_from_driver(row)
+    def authenticate(
+        self, keys: tuple[str, str], *, name: str | None = None, token_hash: str = ""
+    ) -> tuple[User | None, datetime | None]:
+        """The user called ``name`` (or, without a name, whose token has ``token_hash``),
+        or None; and until when the failed-authentication counters ``keys`` refuse
+        requests (None: they do not). One read, the same work whether the user exists."""
+        if name is None:
+            row = self._authenticate_token.one((*keys, token_hash))
+        else:
+            # A name no row can hold is looked up as one nobody has: the same work.
+            row = self._authenticate_name.one((*keys, name if storable(name) else ""))
+        if row is None:  # pragma: no cover - the statement always gives one row
+            return None, None
+        found = row[0] is not None
+        user = _user_from_driver(row[:6] if found else self._absent)
+        return (user if found else None), _driver_time(row[6])
 
     def all(self) -> list[User]:
         """Every user, by name."""
@@ -116,9 +169,14 @@ class UserStore:
         with self.engine.begin() as conn:
             return conn.execute(statement).rowcount == 1
 
-    def delete(self, name: str) -> bool:
-        """Delete the user; True if there was one."""
+    def delete(self, name: str, jobs_to: str | None = None) -> bool:
+        """Delete the user, their jobs passing to ``jobs_to`` in the same transaction;
+        True if there was one (nothing changes otherwise)."""
         if not storable(name):
             return False
         with self.engine.begin() as conn:
-            return conn.execute(delete(UserRow).where(UserRow.name == name)).rowcount == 1
+            if conn.execute(delete(UserRow).where(UserRow.name == name)).rowcount != 1:
+                return False
+            if jobs_to is not None:
+                self._move_jobs(conn, name, jobs_to)
+        return True
