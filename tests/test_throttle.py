@@ -246,7 +246,7 @@ def test_behind_a_trusted_proxy_clients_are_throttled_apart(
 ) -> None:
     """With TRUSTED_PROXIES, one client's failures through the proxy do not refuse the
     other clients of the same proxy (every request comes from 127.0.0.1)."""
-    site = Site(tmp_path, f"sqlite:///{tmp_path / 'var' / 'opus.db'}", TRUSTED_PROXIES="127.0.0.1")
+    site = Site(tmp_path, database_url, TRUSTED_PROXIES="127.0.0.1")
     wrong = {**basic("nobody", "x" * 43), "X-Forwarded-For": "198.51.100.1"}
     statuses = [site.get(wrong, "127.0.0.1", status="*").status_int for _ in range(8)]
     assert statuses[:5] == [401] * 5 and statuses[-1] == 429
