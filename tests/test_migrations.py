@@ -23,7 +23,15 @@ from opus.server import schema
 from opus.server.storage import Base, JobRow, UserStore, make_engine
 from tests.conftest import DATABASES, free_port
 
-TABLES = {"jobs", "job_parameters", "job_results", "users", "leases", "auth_failures"}
+TABLES = {
+    "jobs",
+    "job_parameters",
+    "job_results",
+    "users",
+    "leases",
+    "auth_failures",
+    "owner_usage",
+}
 
 
 @pytest.fixture(params=DATABASES)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, insert, select, text, update
 
-from opus.core.phases import Phase
+from opus.core.phases import RUNNING, Phase
 from opus.core.records import Job, Parameter, Result, User
 from opus.server.storage import (
     JobRow,
@@ -309,3 +309,55 @@ def test_the_authentication_read_costs_the_same_for_nobody(store: JobStore) -> N
     assert users.authenticate(("", ""), token_hash="hash-dave")[0] == found
     assert users.authenticate(("", ""), name="zelda") == (None, None)
     assert users.authenticate(("", ""), name="da\x00ve") == (None, None)
+
+
+def test_owner_usage_follows_every_write_of_a_job(store: JobStore) -> None:
+    """owner_usage (kept by triggers) equals what the owner's jobs add up to, after
+    inserts, phase changes (into and out of the active phases, to ARCHIVED), stored
+    bytes measured, a change of owner and deletions."""
+    from opus.server.storage.models import OwnerUsageRow
+
+    def recount() -> dict[str, tuple[int, int, int]]:
+        usage: dict[str, list[int]] = {}
+        with store.engine.connect() as conn:
+            for owner, phase, stored in conn.execute(
+                select(JobRow.owner, JobRow.phase, JobRow.stored_bytes)
+            ):
+                row = usage.setdefault(owner, [0, 0, 0])
+                if phase != Phase.ARCHIVED.value:
+                    row[0] += 1
+                    row[1] += stored
+                if Phase(phase) in RUNNING:
+                    row[2] += 1
+        return {o: (k, s, a) for o, (k, s, a) in usage.items() if (k, s, a) != (0, 0, 0)}
+
+    def kept() -> dict[str, tuple[int, int, int]]:
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    OwnerUsageRow.owner,
+                    OwnerUsageRow.kept,
+                    OwnerUsageRow.stored,
+                    OwnerUsageRow.active,
+                )
+            )
+            return {o: (k, s, a) for o, k, s, a in rows if (k, s, a) != (0, 0, 0)}
+
+    for index, owner in enumerate(["alice", "alice", "bob", "alice"]):
+        job = replace(a_job(f"j{index}"), owner=owner, stored_bytes=10 * (index + 1))
+        store.insert_job(job, [])
+    assert kept() == recount() == {"alice": (3, 70, 0), "bob": (1, 30, 0)}
+    store.change_phase("j0", {Phase.PENDING}, Phase.QUEUED)
+    store.change_phase("j1", {Phase.PENDING}, Phase.QUEUED)
+    store.change_phase("j2", {Phase.PENDING}, Phase.QUEUED)
+    assert kept() == recount()
+    store.change_phase("j0", {Phase.QUEUED}, Phase.COMPLETED, stored_bytes=500)
+    assert kept() == recount() == {"alice": (3, 560, 1), "bob": (1, 30, 1)}
+    store.change_phase("j0", {Phase.COMPLETED}, Phase.ARCHIVED)
+    assert kept() == recount() == {"alice": (2, 60, 1), "bob": (1, 30, 1)}
+    with store.engine.begin() as conn:  # what deleting a user does to its jobs
+        conn.execute(update(JobRow).where(JobRow.owner == "bob").values(owner="deleted:bob:x"))
+    assert kept() == recount() == {"alice": (2, 60, 1), "deleted:bob:x": (1, 30, 1)}
+    for job_id in ("j1", "j2", "j3"):
+        store.delete_job(job_id)
+    assert kept() == recount() == {}

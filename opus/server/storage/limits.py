@@ -3,8 +3,10 @@ that would break them.
 
 A limit checked by one statement and enforced by the next is no limit under
 concurrent requests (90 RUNs at once once left 79 active jobs against a limit of 50).
-Here the check is a condition of the write itself (``INSERT … SELECT … WHERE``,
-``UPDATE … WHERE``) that counts the owner's jobs in the same statement:
+Here the check is a condition of the write itself (``UPDATE … WHERE``, or a check
+after the ``INSERT`` in its transaction) on what the owner's jobs add up to. The sums
+are the row of ``owner_usage``, which triggers on ``jobs`` keep in the transaction of
+every write of a job (migration 0003): one row's read, however many jobs the owner has.
 
 - SQLite runs one write transaction at a time, and a write statement takes the write
   lock before it reads: the count and the write see the same jobs.
@@ -13,7 +15,6 @@ Here the check is a condition of the write itself (``INSERT … SELECT … WHERE
   takes an advisory lock of the owner (``pg_advisory_xact_lock``, released at commit):
   the limited writes of one owner take turns, and each count sees those before it.
 
-The sums read the index ``(owner, phase, stored_bytes)`` alone.
 """
 
 from __future__ import annotations
@@ -23,21 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opus.core.phases import RUNNING, Phase
-
 # First key of pg_advisory_xact_lock(int, int) for the per-owner locks; the second is
 # a hash of the owner. (The reconciler's lock is a one-bigint key: another key space.)
 OWNER_LOCK_CLASS = 0x0B05
 OWNER_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, %s)"
 
-_ACTIVE = ", ".join(f"'{phase.value}'" for phase in sorted(RUNNING))
-_KEPT = f"phase <> '{Phase.ARCHIVED.value}'"
-# What an owner keeps, stores and runs, in one read (every phase but ARCHIVED).
-USAGE_SQL = (
-    "SELECT count(*), coalesce(sum(stored_bytes), 0), "  # noqa: S608 - constants
-    f"coalesce(sum(CASE WHEN phase IN ({_ACTIVE}) THEN 1 ELSE 0 END), 0) "
-    f"FROM jobs WHERE owner = ? AND {_KEPT}"
-)
+# What an owner keeps, stores and runs, in one read.
+USAGE_SQL = "SELECT kept, stored, active FROM owner_usage WHERE owner = ?"
 
 
 @dataclass(frozen=True)
@@ -84,21 +77,18 @@ class Quota:
             values[name] = value
             return marker(name)
 
-        def owned(tests: list[str], key: str, phases: str) -> str:
-            # One pass over the owner's jobs (in the index) for all of its tests.
+        def usage(column: str, key: str) -> str:
+            # The owner's sum; an owner without a row has no jobs.
             owner = bind(f"quota_owner_{key}", self.owner)
-            checked = " AND ".join(tests)
-            return f"(SELECT {checked} FROM jobs WHERE owner = {owner} AND {phases})"  # noqa: S608
+            select = f"SELECT {column} FROM owner_usage WHERE owner = {owner}"  # noqa: S608
+            return f"coalesce(({select}), 0)"
 
-        kept: list[str] = []
         if self.jobs_below is not None:
-            kept.append(f"count(*) < {bind('quota_jobs', self.jobs_below)}")
+            parts.append(f"{usage('kept', 'k')} < {bind('quota_jobs', self.jobs_below)}")
         if self.bytes_at_most is not None:
-            limit = bind("quota_bytes", self.bytes_at_most)
-            kept.append(f"coalesce(sum(stored_bytes), 0) <= {limit}")
-        if kept:
-            parts.append(owned(kept, "k", _KEPT))
+            # Bound in the order of their markers: the owner, then the limit.
+            stored = usage("stored", "s")
+            parts.append(f"{stored} <= {bind('quota_bytes', self.bytes_at_most)}")
         if self.active_below is not None:
-            active = f"count(*) < {bind('quota_active', self.active_below)}"
-            parts.append(owned([active], "a", f"phase IN ({_ACTIVE})"))
+            parts.append(f"{usage('active', 'a')} < {bind('quota_active', self.active_below)}")
         return " AND ".join(parts) or "1 = 1", values

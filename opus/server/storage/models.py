@@ -60,19 +60,35 @@ class JobRow(Base):
     # Incremented by every write of the job, its parameters or its results.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # What the job's files take: its inputs when saved, its whole directory once ended
-    # (the per-owner storage limit adds these up).
+    # (owner_usage adds these up).
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (
         # Job lists: per job type, newest first, optionally by phase.
         Index("ix_jobs_list", "jobname", "creation_time", "id"),
         Index("ix_jobs_list_phase", "jobname", "phase", "creation_time", "id"),
-        # Reconciler (active jobs), destruction sweep, per-owner limits (which add up
-        # the bytes stored from the index alone).
+        # Reconciler (active jobs), destruction sweep, an owner's jobs.
         Index("ix_jobs_phase", "phase"),
         Index("ix_jobs_destruction", "destruction_time"),
-        Index("ix_jobs_owner_usage", "owner", "phase", "stored_bytes"),
+        Index("ix_jobs_owner_phase", "owner", "phase"),
     )
+
+
+class OwnerUsageRow(Base):
+    """What one owner's jobs add up to, kept by triggers on ``jobs`` (migration 0003):
+    the jobs kept (every phase but ARCHIVED), the bytes they store, the active ones.
+
+    Maintained by the database itself on every insert, delete and change of a job's
+    owner, phase or stored bytes, in the write's transaction, so that a per-owner limit
+    costs one row's read however many jobs the owner has.
+    """
+
+    __tablename__ = "owner_usage"
+
+    owner: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kept: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stored: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    active: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ParameterRow(Base):
