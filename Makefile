@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export OPUS_BASE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: run test install install-test lint format bench clean
+.PHONY: run test install install-test lint format bench clean vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,fits]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -28,10 +28,11 @@ install: $(VENV)/.installed
 # when the command is missing: bash runs batch scripts, curl sends their callbacks;
 # a single-node SLURM cluster (munge, slurmctld, slurmd, client commands), a throwaway
 # PostgreSQL server and a loopback sshd (the SLURM command prefix) are started by the
-# tests themselves.
+# tests themselves; chromium is the browser the Playwright tests drive (never
+# `playwright install`: its download is not needed).
 SYSTEM_TOOLS := bash:bash curl:curl sbatch:slurm-client slurmctld:slurmctld \
 	slurmd:slurmd munged:munge ssh:openssh-client sshd:openssh-server \
-	pg_ctlcluster:postgresql
+	pg_ctlcluster:postgresql chromium:chromium
 export PATH := $(PATH):/usr/sbin:/sbin
 
 install-test: $(VENV)/.installed-test
@@ -68,6 +69,47 @@ bench: install-test
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 	  || echo "wrk could not be installed: bench_create uses Python clients"
 	$(BIN)/python bench/run_all.py
+
+# Bootstrap and sampjs (the SAMP Web Profile client of "Send to SAMP") for the web
+# pages, from npm, into static/vendor, and axe-core for the browser tests' accessibility
+# checks, into tests/vendor (test-only, never served). Only this target needs npm; the
+# files are committed. BOOTSTRAP=5.3.9, SAMPJS=1.0.3 and AXE=4.14.1 pin versions.
+# sampjs ends with a CommonJS export (module.exports), which neither a module nor a
+# classic script has: that one line becomes an ES module export. Its licence (CC0) is
+# in its header, copied to LICENSE.
+BOOTSTRAP ?= 5
+SAMPJS ?= 1
+AXE ?= 4
+vendor:
+	@command -v npm >/dev/null || { echo "make vendor needs npm"; exit 1; }
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	  (cd "$$scratch" && npm pack --silent "bootstrap@$(BOOTSTRAP)" >/dev/null && \
+	   tar xzf bootstrap-*.tgz) && \
+	  dest=static/vendor/bootstrap && mkdir -p $$dest && \
+	  cp "$$scratch/package/dist/css/bootstrap.min.css" \
+	     "$$scratch/package/dist/js/bootstrap.bundle.min.js" \
+	     "$$scratch/package/LICENSE" $$dest/ && \
+	  node -p "require('$$scratch/package/package.json').version" > $$dest/VERSION && \
+	  echo "static/vendor/bootstrap: bootstrap $$(cat $$dest/VERSION)"
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	  (cd "$$scratch" && npm pack --silent "sampjs@$(SAMPJS)" >/dev/null && \
+	   tar xzf sampjs-*.tgz) && \
+	  dest=static/vendor/sampjs && mkdir -p $$dest && \
+	  grep -q '^module.exports = { samp }$$' "$$scratch/package/samp.js" && \
+	  sed 's/^module\.exports = { samp }$$/export { samp };/' "$$scratch/package/samp.js" \
+	    > $$dest/samp.js && \
+	  sed -n '/^\/\/ LICENCE/,/^\/\/ warranty\./s/^\/\/ \{0,1\}//p' "$$scratch/package/samp.js" \
+	    > $$dest/LICENSE && \
+	  node -p "require('$$scratch/package/package.json').version" > $$dest/VERSION && \
+	  echo "static/vendor/sampjs: sampjs $$(cat $$dest/VERSION)"
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	  (cd "$$scratch" && npm pack --silent "axe-core@$(AXE)" >/dev/null && \
+	   tar xzf axe-core-*.tgz) && \
+	  dest=tests/vendor/axe-core && mkdir -p $$dest && \
+	  cp "$$scratch/package/axe.min.js" "$$scratch/package/LICENSE" \
+	     "$$scratch/package/LICENSE-3RD-PARTY.txt" $$dest/ && \
+	  node -p "require('$$scratch/package/package.json').version" > $$dest/VERSION && \
+	  echo "tests/vendor/axe-core: axe-core $$(cat $$dest/VERSION)"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

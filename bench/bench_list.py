@@ -84,8 +84,17 @@ def _db_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _rows(count: int, first: int, now: datetime, rng: random.Random) -> list[dict[str, Any]]:
-    """Rows first..first+BATCH-1 of a table of ``count`` jobs, oldest first."""
+def _rows(
+    count: int,
+    first: int,
+    now: datetime,
+    rng: random.Random,
+    jobnames: tuple[str, ...] = (JOBNAME,),
+    run_ids: bool = False,
+    owner: str = OWNER,
+) -> list[dict[str, Any]]:
+    """Rows first..first+BATCH-1 of a table of ``count`` jobs of ``owner``, oldest first
+    (of the job types ``jobnames`` in turn; with run ids ``run-N`` if ``run_ids``)."""
     year = 365 * 86400.0
     start = now - timedelta(seconds=year)
     destruction = _db_time(now + timedelta(days=366))
@@ -108,9 +117,9 @@ def _rows(count: int, first: int, now: datetime, rng: random.Random) -> list[dic
         rows.append(
             {
                 "id": raw[24 * k : 24 * (k + 1)],
-                "jobname": JOBNAME,
-                "run_id": None,
-                "owner": OWNER,
+                "jobname": jobnames[i % len(jobnames)],
+                "run_id": f"run-{i}" if run_ids else None,
+                "owner": owner,
                 "phase": phase,
                 "creation_time": _db_time(created),
                 "start_time": _db_time(started) if started else None,
@@ -125,6 +134,9 @@ def _rows(count: int, first: int, now: datetime, rng: random.Random) -> list[dic
                 "token_hash": TOKEN_HASH,
                 "version": 0,
                 "stored_bytes": 0,
+                # Older than any token of the change feed (SQLite's triggers number the
+                # rows as they go in; PostgreSQL's are off for the load).
+                "change_seq": 0,
             }
         )
     return rows
@@ -140,8 +152,15 @@ def _copy_text(rows: list[dict[str, Any]], columns: list[str]) -> io.StringIO:
     return out
 
 
-def fill_database(url: str, count: int, seed: int = 1) -> float:
-    """Migrate the database at ``url`` and insert ``count`` jobs; seconds taken."""
+def fill_database(
+    url: str,
+    count: int,
+    seed: int = 1,
+    jobnames: tuple[str, ...] = (JOBNAME,),
+    run_ids: bool = False,
+    owner: str = OWNER,
+) -> float:
+    """Migrate the database at ``url`` and insert ``count`` jobs (``_rows``); seconds taken."""
     from sqlalchemy import column, insert, table, text
 
     from opus.server import schema
@@ -171,7 +190,7 @@ def fill_database(url: str, count: int, seed: int = 1) -> float:
             index.drop(conn)
         cursor = conn.connection.driver_connection.cursor() if postgresql else None
         for first in range(0, count, BATCH):
-            rows = _rows(count, first, now, rng)
+            rows = _rows(count, first, now, rng, jobnames, run_ids, owner)
             if cursor is not None:
                 copy = f"COPY jobs ({', '.join(columns)}) FROM STDIN"
                 cursor.copy_expert(copy, _copy_text(rows, columns))

@@ -32,6 +32,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], int]] = {
     "slowloris": ("bench_slowloris", [], 600),
     "roundtrip": ("bench_roundtrip", [], 600),
     "slurm": ("bench_slurm", [], 600),
+    # The web pages (server time, headless Chromium) and the live pages in the browser.
+    "pages": ("bench_pages", [], 1200),
 }
 # The 1,000 WAIT clients of the figure; --quick keeps the script's own default.
 FULL_ONLY = {"wait-pg2": ["--clients", "1000"]}

@@ -73,6 +73,9 @@ class Settings:
     AUTH_FAILURE_WINDOW: int = 900
     AUTH_THROTTLE_BY_ADDRESS: bool = True
     TRUSTED_PROXIES: str = ""
+    SESSION_IDLE_TIMEOUT: int = 8 * 3600
+    SESSION_MAX_AGE: int = 7 * 86400
+    SHARED_LINK_LIFETIME: int = 3600
     ARCHIVE_ON_DESTRUCTION: bool = False
     RECONCILE_INTERVAL: float = 5.0
     SERVER_THREADS: int = 64
@@ -117,6 +120,10 @@ class Settings:
             raise SettingsError(f"{', '.join(limits)} must be >= 0")
         if self.AUTH_DELAY_MAX < 1 or self.AUTH_FAILURE_WINDOW < 1:
             raise SettingsError("AUTH_DELAY_MAX and AUTH_FAILURE_WINDOW must be >= 1")
+        if self.SESSION_IDLE_TIMEOUT < 60 or self.SESSION_MAX_AGE < 60:
+            raise SettingsError("SESSION_IDLE_TIMEOUT and SESSION_MAX_AGE must be >= 60")
+        if self.SHARED_LINK_LIFETIME < 60:
+            raise SettingsError("SHARED_LINK_LIFETIME must be >= 60")
 
     @property
     def jdl_path(self) -> Path:

@@ -17,7 +17,7 @@ from opus.core.phases import Phase
 from opus.core.records import Job
 from opus.server.notify import FeedListener, PhaseNotifier
 from opus.server.storage import AdvisoryLock, Base, JobStore, LeaseLock, make_engine
-from opus.server.storage.coordination import RECONCILER_LEASE
+from opus.server.storage.coordination import RECONCILER_LEASE, Announcement
 from opus.server.storage.models import LeaseRow
 from tests.live_helpers import eventually
 
@@ -142,15 +142,17 @@ def test_phase_changes_reach_the_feeds_of_other_processes(postgresql_url: str) -
     assert feed_here is not None and feed_there is not None
     try:
         here.insert_job(pending_job("job1"), [])
+        # A creation is announced to the change feed's readers, not to WAIT's.
+        assert feed_there.receive(5.0) == [Announcement("job1", "anonymous", phase=False)]
         assert here.change_phase("job1", {Phase.PENDING}, Phase.QUEUED)
-        assert feed_there.receive(5.0) == ["job1"]
+        assert feed_there.receive(5.0) == [Announcement("job1", "anonymous", phase=True)]
         # The changing process's own waiters were woken directly: no echo.
         assert feed_here.receive(0.3) == []
         # A refused compare-and-set changes nothing and announces nothing.
         assert not here.change_phase("job1", {Phase.PENDING}, Phase.QUEUED)
         assert feed_there.receive(0.3) == []
         here.delete_job("job1")
-        assert feed_there.receive(5.0) == ["job1"]
+        assert feed_there.receive(5.0) == [Announcement("job1", "anonymous", phase=True)]
     finally:
         feed_here.close()
         feed_there.close()

@@ -25,8 +25,8 @@ JDL_DIR = ROOT / "jdl"
 EXAMPLES = sorted(JDL_DIR.glob("*.yml"))
 
 
-def test_the_four_examples_are_shipped() -> None:
-    assert {p.stem for p in EXAMPLES} >= {"sleep", "fail", "append_text", "plot"}
+def test_the_examples_are_shipped() -> None:
+    assert {p.stem for p in EXAMPLES} >= {"sleep", "fail", "append_text", "plot", "fits_image"}
     for path in EXAMPLES:
         assert path.with_suffix(".sh").is_file(), f"{path.name} has no script file"
 

@@ -31,6 +31,10 @@ TABLES = {
     "leases",
     "auth_failures",
     "owner_usage",
+    "sessions",
+    "job_tombstones",
+    "change_marks",
+    "shared_links",
 }
 
 
@@ -121,11 +125,11 @@ def refusal(url: str, command: str) -> str:
 
 
 def test_upgrade_of_an_empty_database(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == schema.head_revision() == "0003"
+    assert schema.upgrade(empty_url) == schema.head_revision() == "0006"
     engine = engine_of(empty_url, engines)
     assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
-    assert revision_rows(engine) == ["0003"]
-    assert schema.check(engine) == "0003"
+    assert revision_rows(engine) == ["0006"]
+    assert schema.check(engine) == "0006"
 
 
 def test_migrated_schema_equals_the_models(empty_url: str, engines: list[Engine]) -> None:
@@ -144,10 +148,13 @@ def test_migrated_schema_equals_the_models(empty_url: str, engines: list[Engine]
         "creation_time",
         "id",
     ]
-    for table in ("job_parameters", "job_results"):
+    for table in ("job_parameters", "job_results", "shared_links"):
         (key,) = found.get_foreign_keys(table)
         assert key["referred_table"] == "jobs" and key["constrained_columns"] == ["job_id"]
         assert key["options"].get("ondelete") == "CASCADE"
+    (key,) = found.get_foreign_keys("sessions")
+    assert key["referred_table"] == "users" and key["constrained_columns"] == ["user_name"]
+    assert key["options"].get("ondelete") == "CASCADE"
     (unique,) = found.get_unique_constraints("users")
     assert unique["column_names"] == ["token_hash"]
     assert found.get_pk_constraint("job_results")["constrained_columns"] == ["job_id", "result_id"]
@@ -202,11 +209,11 @@ def test_cascading_deletes_work_after_migration(empty_url: str, engines: list[En
 
 
 def test_upgrade_is_idempotent(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == "0003"
+    assert schema.upgrade(empty_url) == "0006"
     UserStore(engine_of(empty_url, engines)).add(a_user("kept"))
-    assert schema.upgrade(empty_url) == "0003"
+    assert schema.upgrade(empty_url) == "0006"
     engine = engine_of(empty_url, engines)
-    assert revision_rows(engine) == ["0003"]
+    assert revision_rows(engine) == ["0006"]
     assert differences(engine) == []
     assert UserStore(engine).get("kept") is not None
 
@@ -223,12 +230,12 @@ def test_pre_migration_database_is_stamped(empty_url: str, engines: list[Engine]
             table.drop(conn)
     Base.metadata.create_all(engine)  # what OPUS did before it had migrations
     UserStore(engine).add(a_user("old"))
-    with pytest.raises(schema.SchemaError, match="at revision none, expected 0003"):
+    with pytest.raises(schema.SchemaError, match="at revision none, expected 0006"):
         schema.check(engine)
 
-    assert schema.upgrade(empty_url) == "0003"
-    assert schema.check(engine) == "0003"
-    assert revision_rows(engine) == ["0003"]
+    assert schema.upgrade(empty_url) == "0006"
+    assert schema.check(engine) == "0006"
+    assert revision_rows(engine) == ["0006"]
     assert differences(engine) == []
     assert UserStore(engine).get("old") is not None, "the data is kept"
 
@@ -241,9 +248,10 @@ def test_database_of_an_older_version_gets_the_missing_tables(
     engine = engine_of(empty_url, engines)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE alembic_version"))
-        for name in ("users", "leases"):
+        # Nor the sessions of users, which came later still.
+        for name in ("sessions", "users", "leases"):
             Base.metadata.tables[name].drop(conn)
-    assert schema.upgrade(empty_url) == "0003"
+    assert schema.upgrade(empty_url) == "0006"
     assert differences(engine) == []
 
 
@@ -327,17 +335,17 @@ def test_commands_refuse_an_unmigrated_database(
 def test_db_upgrade_and_current(empty_url: str, tmp_path: Path) -> None:
     before = opus("db", "current", url=empty_url, tmp_path=tmp_path)
     assert before.returncode == 0, before.stderr
-    assert before.stdout == f"none (not at head 0003: run `{COMMAND} db upgrade`)\n"
+    assert before.stdout == f"none (not at head 0006: run `{COMMAND} db upgrade`)\n"
 
     shown = schema.display_url(empty_url)
     upgraded = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0003\n"
+    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0006\n"
     again = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
-    assert again.stdout == f"database {shown}: already at revision 0003 (head)\n"
+    assert again.stdout == f"database {shown}: already at revision 0006 (head)\n"
 
     after = opus("db", "current", url=empty_url, tmp_path=tmp_path)
-    assert after.returncode == 0 and after.stdout == "0003 (head)\n"
+    assert after.returncode == 0 and after.stdout == "0006 (head)\n"
     # Now the commands start: `opus user` works on the migrated database.
     listed = opus("user", "list", url=empty_url, tmp_path=tmp_path)
     assert listed.returncode == 0 and listed.stderr == ""
@@ -358,7 +366,7 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
 def test_init_migrates_a_new_database(empty_url: str, tmp_path: Path) -> None:
     done = opus("init", url=empty_url, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"database: {schema.display_url(empty_url)} (schema revision 0003)" in done.stdout
+    assert f"database: {schema.display_url(empty_url)} (schema revision 0006)" in done.stdout
     assert "shown once" in done.stdout
 
 
@@ -421,7 +429,7 @@ def test_jobs_of_revision_0002_store_their_results_bytes(
                 ),
                 {"result_id": result_id, "size": size},
             )
-    assert schema.upgrade(empty_url) == "0003"
+    assert schema.upgrade(empty_url) == "0006"
     with engine.connect() as conn:
         rows = conn.execute(select(JobRow.id, JobRow.stored_bytes, JobRow.version)).all()
     assert sorted(tuple(row) for row in rows) == [("done", 1234, 3), ("new", 0, 3)]

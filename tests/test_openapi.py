@@ -5,7 +5,9 @@
 - schemathesis sends generated requests (valid and invalid) to every operation of a live
   `opus serve` and checks each answer: no 5xx, a documented status code and media type,
   the documented headers and body schema (text/plain bodies against their string
-  schemas, text/xml bodies against the UWS 1.1 XML schema).
+  schemas, text/xml bodies against the UWS 1.1 XML schema, JSON against its schema);
+  each operation of the UWS tree is called again with ``Accept: application/json``, so
+  that its JSON answers and JSON errors are checked as well.
 
 For generated requests to reach real jobs, results and users, the test narrows the served
 description's path parameters to values that exist on the test server (job types;
@@ -69,7 +71,11 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-API_PREFIXES = ("/rest", "/store/", "/handler/", "/scim/v2/", "/openapi.json")
+API_PREFIXES = ("/rest", "/store/", "/shared/", "/handler/", "/scim/v2/", "/openapi.json")
+# Paths of the API that the web client's pages extend (/jobs/...).
+API_PATHS = ("/", "/jobs", "/changes")
+# A placeholder of the change feed's token, replaced by a real one before each call.
+CURRENT_TOKEN = "current"
 HTTP_TIMEOUT = 30
 FRAMING = {"content-length", "transfer-encoding", "host", "connection", "expect", "te"}
 
@@ -124,7 +130,7 @@ def test_every_api_route_is_described(settings: Settings) -> None:
     routes = {
         (route.method, route_path(route.rule))
         for route in app.routes
-        if route.rule == "/" or route.rule.startswith(API_PREFIXES)
+        if route.rule in API_PATHS or route.rule.startswith(API_PREFIXES)
     }
     assert routes == described_operations(load_description(settings))
 
@@ -188,6 +194,8 @@ class Fixtures:
         """Replace placeholder ids in the case's path by real ones."""
         if case.operation.path == "/handler/job_event":
             self.substitute_signal(case)
+        if case.operation.path == "/changes" and (case.query or {}).get("since") == CURRENT_TOKEN:
+            case.query["since"] = self.client.get("/changes").json()["token"]
         path = case.path_parameters
         if not path:
             return
@@ -285,6 +293,12 @@ def narrowed(document: dict[str, Any]) -> dict[str, Any]:
     parameters["job_id"]["schema"] = {"type": "string", "enum": JOB_PLACEHOLDERS}
     parameters["result_id"]["schema"] = {"type": "string", "enum": RESULT_IDS}
     paths = document["paths"]
+    for parameter in paths["/jobs"]["get"]["parameters"]:
+        if parameter.get("name") == "TYPE":
+            parameter["schema"]["items"] = {"type": "string", "enum": [*JOB_TYPES, "nosuchtype"]}
+    for parameter in paths["/changes"]["get"]["parameters"]:
+        if parameter.get("name") == "since":
+            parameter["schema"] = {"type": "string", "enum": [CURRENT_TOKEN, "s0", "p1:1:", "x"]}
     for parameter in paths["/rest/{jobname}/{job_id}/parameters/{name}"]["parameters"]:
         if parameter.get("name") == "name":
             parameter["schema"] = {"type": "string", "enum": [*JOB_PARAMETERS, "input", "x"]}
@@ -341,6 +355,10 @@ def test_api_answers_as_described(
     if headers is None or headers.mode != GenerationMode.NEGATIVE:
         case.headers = {**(case.headers or {}), "Authorization": fixtures.authorization}
     case.call_and_validate(base_url=server.url, checks=CHECKS)
+    if case.operation.path.startswith("/rest/"):
+        # The same request asking for JSON: its answers and errors as documented too.
+        case.headers = {**(case.headers or {}), "Accept": "application/json"}
+        case.call_and_validate(base_url=server.url, checks=CHECKS)
 
 
 @pytest.mark.live

@@ -65,7 +65,7 @@ def insert_many(store: JobStore, count: int, phase: Phase = Phase.PENDING) -> li
     rows = []
     for index, job_id in enumerate(ids):
         job = a_job(job_id, START + timedelta(seconds=index), phase)
-        row = {column.name: getattr(job, column.name) for column in JobRow.__table__.columns}
+        row = {c.name: getattr(job, c.name, None) for c in JobRow.__table__.columns}
         rows.append({**row, "phase": phase.value})
     with store.engine.begin() as conn:
         conn.execute(insert(JobRow), rows)
@@ -227,7 +227,7 @@ def test_a_job_reads_back_as_it_was_inserted(store: JobStore) -> None:
     # Time comparisons in SQL agree with what SQLAlchemy itself writes.
     later = replace(a_job("j2", created + timedelta(microseconds=1000)), jobname="sleep")
     with store.engine.begin() as conn:
-        values = {c.name: getattr(later, c.name) for c in JobRow.__table__.columns}
+        values = {c.name: getattr(later, c.name, None) for c in JobRow.__table__.columns}
         conn.execute(insert(JobRow), [{**values, "phase": later.phase.value}])
     after = [s.job_id for s in store.list_jobs("sleep", after=created)]
     assert after == ["j2"]

@@ -65,8 +65,13 @@ def test_importing_the_core_loads_no_framework() -> None:
     assert done.stdout.splitlines() == ["[]", "[]"]
 
 
-@pytest.mark.parametrize("path", modules_under("server", "routes"), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    modules_under("server", "routes") + modules_under("client"),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
 def test_routes_reach_jobs_only_through_the_service(path: Path) -> None:
+    """The HTTP trees, the web pages (opus/client) included, never touch a store."""
     for name in imported_modules(path):
         assert not name.startswith("opus.server.storage"), f"{path.name} imports {name}"
         assert not name.startswith("sqlalchemy"), f"{path.name} imports {name}"

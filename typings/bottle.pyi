@@ -12,6 +12,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 class MultiDict:
     def keys(self) -> Iterator[str]: ...
     def get(self, key: str, default: Any = None) -> Any: ...
+    def getall(self, key: str) -> list[Any]: ...
     def allitems(self) -> list[tuple[str, Any]]: ...
     def __contains__(self, key: object) -> bool: ...
 
@@ -35,6 +36,7 @@ class BaseRequest:
     content_type: str
     body: IO[bytes]
     query: FormsDict
+    query_string: str
     forms: FormsDict
     files: FileDict
     def get_header(self, name: str, default: Any = None) -> Any: ...
@@ -68,6 +70,10 @@ class Route:
     rule: str
     method: str
     app: Bottle
+    call: Callable[..., Any]
+    def __init__(
+        self, app: Bottle, rule: str, method: str, callback: Callable[..., Any], **config: Any
+    ) -> None: ...
 
 class Bottle:
     config: dict[str, Any]
@@ -89,6 +95,18 @@ class Bottle:
 
 request: LocalRequest
 response: LocalResponse
+HTTP_CODES: dict[int, str]
+
+class SimpleTemplate:
+    def __init__(
+        self,
+        source: str | None = None,
+        name: str | None = None,
+        lookup: list[str] | None = None,
+        encoding: str = "utf8",
+        **settings: Any,
+    ) -> None: ...
+    def render(self, *args: Mapping[str, Any], **kwargs: Any) -> str: ...
 
 def static_file(
     filename: str,

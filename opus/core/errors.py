@@ -22,12 +22,19 @@ class OpusError(Exception):
     status = 400
     # Headers every rendering of this error carries (the challenge of a 401).
     headers: Mapping[str, str] = MappingProxyType({})
+    # The request parameter refused, where one is to blame (BadRequest).
+    field: str | None = None
 
 
 class BadRequest(OpusError):
-    """A malformed or invalid value (400)."""
+    """A malformed or invalid value (400); ``field`` names the parameter refused, where
+    it is known (a JSON error answer carries it)."""
 
     status = 400
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class Unauthorized(OpusError):

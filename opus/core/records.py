@@ -87,13 +87,58 @@ class JobDetails:
 
 @dataclass(frozen=True)
 class JobSummary:
-    """One line of a job list."""
+    """One line of a job list (and of the change feed): what a list page shows.
+
+    The first five are what a ``uws:jobref`` carries; ``jobname``, the start and end
+    times (a duration column) and ``version`` (the job's, as in ``Job``) are given by
+    every store read, and default only for records made by hand.
+    """
 
     job_id: str
     phase: Phase
     run_id: str | None
     owner: str
     creation_time: datetime
+    jobname: str = ""
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a job list, newest first (JobService.list_user_jobs).
+
+    ``next_cursor`` is None on the last page, else what asks for the next one (opaque).
+    A page may hold fewer jobs than asked for and still have a next cursor: a search
+    looks at a bounded number of jobs per request. ``changes`` is a token of the change
+    feed read before the page: changes made after it are reported from it.
+    """
+
+    jobs: tuple[JobSummary, ...]
+    next_cursor: str | None
+    changes: str
+
+
+@dataclass(frozen=True)
+class JobChanges:
+    """What changed in the caller's jobs since a token (JobService.changes).
+
+    ``jobs`` are the jobs changed (as they are now, in the order of their last
+    change), ``deleted`` the ids of jobs deleted; ``token`` asks for the changes after
+    these. ``reset`` says the changes could not be told (too many, or older than what
+    the server keeps): reload the list, then follow ``token``.
+    """
+
+    jobs: tuple[JobSummary, ...]
+    deleted: tuple[str, ...]
+    token: str
+    reset: bool = False
+
+    @property
+    def empty(self) -> bool:
+        """Nothing changed (and nothing to reload)."""
+        return not (self.jobs or self.deleted or self.reset)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@
 ``create_application(settings)`` opens the process's database (checked to be at the
 schema revision of this OPUS), builds the JobService on it with the manager and the job
 definitions, and merges one bottle application per HTTP tree into the root
-application: UWS (/rest), the result store (/store), the signal handler (/handler),
-SCIM (/scim/v2) and the OpenAPI description (/openapi.json). Each tree renders its own
-errors (plain text, or SCIM's JSON); the root renders requests no route matches the
-way the tree of their path would. The background threads of the process belong to
-the application's ``Background`` (started by `opus serve` and wsgi.py, stopped on
-shutdown).
+application: UWS (/rest), the result store (/store), shared links of results
+(/shared), the signal handler (/handler), SCIM (/scim/v2), the OpenAPI description
+(/openapi.json), signing in (/login, /logout, /session), the JSON job lists and change
+feed (/jobs, /changes) and the web pages (opus/client: /, /jobs…, /login, /profile,
+/static; / and /jobs go to the page when the request prefers HTML). Each tree renders
+its own errors (plain text, JSON when asked for or always, SCIM's JSON, or HTML pages);
+the root renders requests no route matches the way the tree of their path would. The
+background threads of the process belong to the application's ``Background`` (started
+by `opus serve` and wsgi.py, stopped on shutdown).
 """
 
 from __future__ import annotations
@@ -19,17 +22,25 @@ from pathlib import Path
 
 import bottle
 
+from opus import client
 from opus.server import datadirs, schema
 from opus.server.auth import Authenticator, UserManager
 from opus.server.background import Background
 from opus.server.jdl import JDLRegistry
+from opus.server.jsonapi import JSON_CONTENT_TYPE, error_body
 from opus.server.managers import make_manager
 from opus.server.parking import Parker
-from opus.server.routes import handler, openapi, scim, store, uws
+from opus.server.routes import handler, jobs, openapi, scim, session, shared, store, uws
 from opus.server.routes.common import TEXT_CONTENT_TYPE, caller, plain_tree
+from opus.server.routes.negotiation import TEXT_TYPE, prefers_json
 from opus.server.routes.scim_messages import ScimError
 from opus.server.service import JobService
+from opus.server.service.sharing import SharedLinks
+from opus.server.sessions import SessionManager
 from opus.server.storage import Database, UserStore
+from opus.server.storage.sessions import SessionStore
+from opus.server.storage.throttle import FailureStore
+from opus.server.throttle import Throttle
 from opus.server.uwsxml import JobDocuments
 from opus.settings import Settings
 
@@ -89,19 +100,30 @@ def create_application(settings: Settings, service: JobService | None = None) ->
     service = service or build_service(settings)
     # One engine per process: the users' store shares the jobs'.
     users = UserStore(service.store.engine)
-    authn = Authenticator(settings, users)
+    # Signing in and API authentication count failures on the same counters.
+    throttle = Throttle(settings, FailureStore(users.engine))
+    sessions = SessionManager(settings, users, SessionStore(users.engine), throttle)
+    authn = Authenticator(settings, users, throttle, sessions)
     documents = JobDocuments(settings.BASE_URL)
     parker = Parker(service, documents)
+    links = SharedLinks.on(service)
     root = bottle.Bottle()
-    for tree in (
+    trees = (
         uws.tree(service, authn, documents, parker),
+        jobs.tree(service, authn, parker),
         store.tree(service, authn),
+        shared.tree(links),
         handler.tree(service),
         scim.tree(UserManager(users), authn),
         openapi.tree(settings),
+        session.tree(sessions, authn),
         _index_tree(service, authn, settings),
-    ):
+    )
+    pages = client.tree(service, authn, UserManager(users), links=links)
+    for tree in (*trees, pages):
         root.merge(tree)
+    # "/" and "/jobs": the web page for a browser, the text or JSON answer for scripts.
+    root.merge(client.negotiated(pages, trees))
     root.default_error_handler = _unmatched
     return Application(root, service, Background(service, parker))
 
@@ -128,11 +150,20 @@ def _index_tree(service: JobService, authn: Authenticator, settings: Settings) -
 
 def _unmatched(error: bottle.HTTPError) -> str:
     """A request no route answers (404, 405), rendered as its path's tree renders errors."""
-    if bottle.request.path.startswith("/scim/"):
+    path = bottle.request.path
+    json_tree = path == "/changes"
+    if json_tree or (path.startswith("/rest") and prefers_json(TEXT_TYPE)):
+        bottle.response.content_type = JSON_CONTENT_TYPE
+        if path.startswith("/rest"):
+            bottle.response.set_header("Vary", "Accept")
+        return error_body(error.status_code, error.status_line).decode()
+    if path.startswith("/scim/"):
         answer = ScimError(error.status_code, error.body or error.status_line).response()
         for name, value in answer.headerlist:
             bottle.response.set_header(name, value)
         body: str = answer.body
         return body
+    if client.is_page_path(path):
+        return client.unmatched(error)
     bottle.response.content_type = TEXT_CONTENT_TYPE
     return f"{error.status_line}\n"

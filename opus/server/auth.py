@@ -8,9 +8,10 @@ nor takes longer either way: the user and the client's failure counters are read
 one statement that costs the same for a name nobody has, and every token is hashed and
 compared. Failures are counted, logged and, past a few, refused for a while (429,
 throttle.py). Requests without credentials are the shared owner ``anonymous`` when
-ALLOW_ANONYMOUS is true, else 401. No address or forwarded header ever counts for
-identity (the connection's address counts failures only). The rules of what a caller
-may do are the core's (opus.core.access), applied by the service.
+ALLOW_ANONYMOUS is true, else 401. A browser signs in instead (sessions.py): without an
+Authorization header, its session cookie stands for its user. No address or forwarded
+header ever counts for identity (the connection's address counts failures only). The
+rules of what a caller may do are the core's (opus.core.access), applied by the service.
 
 A deleted user's jobs pass to an owner nobody can be (``deleted:<name>:<random>``, not
 a user name): admins still see and delete them, and a new user of the same name does
@@ -26,15 +27,20 @@ import hashlib
 import hmac
 import re
 import secrets
+from typing import TYPE_CHECKING
 
 from opus.core.access import ANONYMOUS, Caller
 from opus.core.errors import Unauthorized
 from opus.core.records import User
 from opus.core.times import utcnow
 from opus.server.storage import UserStore
+from opus.server.storage.sessions import SessionStore
 from opus.server.storage.throttle import FailureStore
 from opus.server.throttle import Throttle, client_address
 from opus.settings import Settings, proxy_networks
+
+if TYPE_CHECKING:
+    from opus.server.sessions import SessionManager
 
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 ROLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -118,10 +124,14 @@ def check_roles(roles: list[str]) -> tuple[str, ...]:
 
 
 class UserManager:
-    """Creating, listing and changing users (used by `opus user` and the admin API)."""
+    """Creating, listing and changing users (used by `opus user` and the admin API).
 
-    def __init__(self, users: UserStore) -> None:
+    Disabling a user, or giving them a new token or password, ends their browser
+    sessions (sessions.py); deleting them does too (their rows go with the user's)."""
+
+    def __init__(self, users: UserStore, sessions: SessionStore | None = None) -> None:
         self.users = users
+        self.sessions = sessions or SessionStore(users.engine)
 
     def add(
         self, name: str, roles: list[str] | None = None, password: str | None = None
@@ -159,12 +169,16 @@ class UserManager:
         token = new_token()
         if not self.users.set_token_hash(name, hash_token(token)):
             raise UserError(f"no user {name!r}")
+        self.sessions.end_user(name)
         return token
 
     def set_active(self, name: str, active: bool) -> None:
-        """Enable or disable a user (a disabled user's requests get 401)."""
+        """Enable or disable a user (a disabled user's requests get 401, and their
+        sessions end)."""
         if not self.users.set_active(name, active):
             raise UserError(f"no user {name!r}")
+        if not active:
+            self.sessions.end_user(name)
 
     def set_roles(self, name: str, roles: list[str]) -> None:
         """Replace the user's roles (checked like those given at creation)."""
@@ -172,9 +186,10 @@ class UserManager:
             raise UserError(f"no user {name!r}")
 
     def set_password(self, name: str, password: str) -> None:
-        """Set the user's web password (stored as an scrypt hash)."""
+        """Set the user's web password (stored as an scrypt hash); their sessions end."""
         if not self.users.set_password_hash(name, hash_password(password)):
             raise UserError(f"no user {name!r}")
+        self.sessions.end_user(name)
 
     def delete(self, name: str) -> str:
         """Delete a user; their jobs stay, passed to an owner nobody can be: admins still
@@ -186,15 +201,21 @@ class UserManager:
 
 
 class Authenticator:
-    """Turns a request's Authorization header into a Caller (or Unauthorized)."""
+    """Turns a request's Authorization header into a Caller (or Unauthorized); with
+    ``sessions``, a request without one may be a browser session's (routes/common.py)."""
 
     def __init__(
-        self, settings: Settings, users: UserStore, throttle: Throttle | None = None
+        self,
+        settings: Settings,
+        users: UserStore,
+        throttle: Throttle | None = None,
+        sessions: SessionManager | None = None,
     ) -> None:
         self.settings = settings
         self.users = users
         self.throttle = throttle or Throttle(settings, FailureStore(users.engine))
         self.trusted_proxies = proxy_networks(settings.TRUSTED_PROXIES)
+        self.sessions = sessions
 
     def client_address(self, remote_addr: str, forwarded_for: str | None) -> str:
         """The address failed authentications of a request count by (throttle.py)."""

@@ -30,7 +30,8 @@ from typing import Any
 from cheroot import wsgi
 
 from opus.server.httpheads import GuardedConnection, HeadFirstConnections
-from opus.server.parking import CONNECTED_KEY, MAX_PARKED, PARK_KEY, ParkTicket
+from opus.server.parked import ParkTicket
+from opus.server.parking import CONNECTED_KEY, MAX_PARKED, PARK_KEY
 from opus.settings import Settings
 
 log = logging.getLogger("opus.httpserver")

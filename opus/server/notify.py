@@ -8,9 +8,15 @@ server's thread count, so blocked WAIT requests can never take every thread: pas
 cap, WAIT returns at once, which UWS allows. Parked requests (parking.py) hold no
 thread and are subscribed with ``add``, outside that cap.
 
+The change feed's readers (GET /changes) wait the same way for any change of their
+owner's jobs (``watch``, ``add_watcher``; an admin's for everybody's, owner None):
+``notify(job_id, owner)`` wakes them with the job's waiters, ``notify_owner(owner)``
+wakes them alone (a change that is not of the phase, which WAIT does not answer). A
+watcher woken by a change it then finds none of (an owner not named) waits again.
+
 A server of several processes (PostgreSQL) also hears the changes made by the others:
-``FeedListener`` turns the job ids of a ``PhaseFeed`` (LISTEN/NOTIFY) into ``notify``
-calls of this process.
+``FeedListener`` turns the announcements of a ``PhaseFeed`` (LISTEN/NOTIFY) into
+``notify`` and ``notify_owner`` calls of this process.
 """
 
 from __future__ import annotations
@@ -18,13 +24,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
 from opus.server.waiting import Wake
 
 log = logging.getLogger("opus.notify")
+
+# The key of the watchers of every owner's jobs (admins).
+EVERYBODY = None
 
 
 class Waiter:
@@ -56,6 +65,7 @@ class PhaseNotifier:
         self.max_waiters = max_waiters
         self._lock = threading.Lock()
         self._waiters: dict[str, set[Wakeable]] = {}
+        self._watchers: dict[str | None, set[Wakeable]] = {}
         self._count = 0
 
     @property
@@ -103,14 +113,29 @@ class PhaseNotifier:
             if not waiters:
                 del self._waiters[job_id]
 
-    def notify(self, job_id: str) -> None:
-        """Wake every request waiting on this job."""
+    def notify(self, job_id: str, owner: str | None = None) -> None:
+        """Wake every request waiting on this job, and the watchers of its owner (every
+        watcher when the owner is not known)."""
         with self._lock:
             waiters = self._waiters.pop(job_id, set())
         if waiters:
             wake = Wake()
             for waiter in waiters:
                 waiter.set(wake)
+        self.notify_owner(owner)
+
+    def notify_owner(self, owner: str | None) -> None:
+        """Wake the watchers of ``owner``'s jobs and of everybody's (every watcher for
+        None: a change of an owner not known)."""
+        with self._lock:
+            if owner is None:
+                watchers = set().union(*self._watchers.values())
+                self._watchers.clear()
+            else:
+                watchers = self._watchers.pop(owner, set())
+                watchers |= self._watchers.pop(EVERYBODY, set())
+        for watcher in watchers:
+            watcher.set(Wake())
 
     def notify_all(self) -> None:
         """Wake every waiting request (changes may have been missed: look again)."""
@@ -118,12 +143,64 @@ class PhaseNotifier:
             job_ids = list(self._waiters)
         for job_id in job_ids:
             self.notify(job_id)
+        self.notify_owner(None)
+
+    # -- the change feed's readers ------------------------------------------------------
+
+    @contextmanager
+    def watch(self, owner: str | None) -> Iterator[Waiter | None]:
+        """A waiter woken at the next change of a job of ``owner`` (of anybody's for
+        EVERYBODY); None past the cap on waiting threads (shared with ``subscribe``).
+
+        Watch *before* reading the changes, as ``subscribe`` before reading the job.
+        """
+        waiter: Waiter | None = None
+        with self._lock:
+            if self._count < self.max_waiters:
+                waiter = Waiter()
+                self._watchers.setdefault(owner, set()).add(waiter)
+                self._count += 1
+        try:
+            yield waiter
+        finally:
+            if waiter is not None:
+                with self._lock:
+                    self._unwatch(owner, waiter)
+                    self._count -= 1
+
+    def add_watcher(self, owner: str | None, watcher: Wakeable) -> None:
+        """Watch without a thread (a parked request), outside the cap, as ``add``."""
+        with self._lock:
+            self._watchers.setdefault(owner, set()).add(watcher)
+
+    def discard_watcher(self, owner: str | None, watcher: Wakeable) -> None:
+        """Stop watching (nothing if the watcher was woken already)."""
+        with self._lock:
+            self._unwatch(owner, watcher)
+
+    def _unwatch(self, owner: str | None, watcher: Wakeable) -> None:
+        watchers = self._watchers.get(owner)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
+                del self._watchers[owner]
+
+
+class Change(Protocol):
+    """A change another process announced (storage.coordination.Announcement)."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def phase(self) -> bool: ...
 
 
 class Feed(Protocol):
     """Where the job changes of other processes arrive (storage.PhaseFeed)."""
 
-    def receive(self, timeout: float) -> list[str]: ...
+    def receive(self, timeout: float) -> Sequence[Change]: ...
 
     def close(self) -> None: ...
 
@@ -154,8 +231,11 @@ class FeedListener(threading.Thread):
                     self.listening.set()
                     if missed:
                         self.notifier.notify_all()
-                for job_id in feed.receive(1.0):
-                    self.notifier.notify(job_id)
+                for change in feed.receive(1.0):
+                    if change.phase:
+                        self.notifier.notify(change.job_id, change.owner)
+                    else:
+                        self.notifier.notify_owner(change.owner)
             except Exception as exc:
                 log.warning("job change feed lost (%s); reconnecting", exc)
                 if feed is not None:

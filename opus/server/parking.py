@@ -23,8 +23,15 @@ The rules are those of JobService.wait, the same ``Wait`` (waiting.py): the answ
 the job as the change left it, or as it is at the deadline; a job looked at every
 RECHECK_SECONDS catches changes no notification reports (`opus maintenance` on SQLite);
 a deleted job answers 404; a client whose If-None-Match names the answer's ETag gets
-304. Parking is used for HTTP/1.1 GET requests without a body, on a server without
-TLS; anything else waits in its thread.
+304. A WAIT that asked for JSON is answered as JSON, its errors too (jsonapi.py).
+Parking is used for HTTP/1.1 GET requests without a body, on a server without TLS;
+anything else waits in its thread.
+
+A read of the change feed (GET /changes with WAIT) parks the same way, subscribed to
+its owner's changes (parked.ParkedChanges): woken, it reads what changed since its
+token and answers if anything did (else it keeps waiting, subscribed again before the
+read); at its deadline, or when the server stops, it answers what it finds, maybe
+nothing, with a fresh token. The rules are those of JobService.wait_changes.
 """
 
 from __future__ import annotations
@@ -36,19 +43,29 @@ import logging
 import os
 import queue
 import resource
-import select
 import socket
 import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opus.core.access import Caller
 from opus.core.errors import OpusError
 from opus.core.phases import Phase
-from opus.core.records import JobDetails
+from opus.core.records import JobChanges, JobDetails
+from opus.server import jsonapi
 from opus.server.answers import http_date, send_answer
+from opus.server.parked import (
+    Parked,
+    ParkedChanges,
+    ParkedWaiter,
+    ParkTicket,
+    gone,
+    park_changes,
+    park_job,
+    same,
+)
 from opus.server.routes.common import TEXT_CONTENT_TYPE, etag_matches
 from opus.server.uwsxml import XML_CONTENT_TYPE
 from opus.server.waiting import RECHECK_SECONDS, Wait, Wake
@@ -70,63 +87,14 @@ CONNECTED_KEY = "opus.connected"
 MAX_PARKED = 10_000
 FD_HEADROOM = 512
 INTERNAL_ERROR = b"internal server error\n"
-
-
-class ParkTicket:
-    """The HTTP server's offer to park one request (in the environ under PARK_KEY).
-
-    ``connection`` is the server's connection object: it has ``socket`` (closed,
-    fileno -1, once the server drops the connection) and ``last_used`` (the server
-    closes a connection idle for longer than its timeout). ``connected`` is the
-    server's CONNECTED_KEY, for a request that cannot be parked after all.
-    """
-
-    def __init__(
-        self, connection: Any, keep_alive: bool, connected: Callable[[], bool] | None = None
-    ) -> None:
-        self.connection = connection
-        self.keep_alive = keep_alive
-        self.connected = connected
-        self.waiter: ParkedWaiter | None = None
-
-
-class ParkedWaiter:
-    """One parked request: woken like notify.Waiter, answered by the Parker."""
-
-    def __init__(
-        self,
-        parker: Parker,
-        caller: Caller,
-        jobname: str,
-        job_id: str,
-        wait: Wait,
-        if_none_match: str | None,
-    ) -> None:
-        self.parker = parker
-        self.caller = caller
-        self.jobname = jobname
-        self.job_id = job_id
-        self.wait = wait
-        self.if_none_match = if_none_match
-        self.connection: Any = None
-        self.sock: socket.socket | None = None
-        self.keep_alive = True
-        self.done = False
-        # A change that came before the HTTP server handed the connection over.
-        self.wake: Wake | None = None
-        self.counted_out = False
-
-    def read(self) -> JobDetails:
-        """The job as it is now (raises like JobService.get_job)."""
-        return self.parker.service.get_job(self.caller, self.jobname, self.job_id)
-
-    def set(self, wake: Wake) -> None:
-        """Called by PhaseNotifier.notify (any thread): hand the wake to the Parker."""
-        self.parker.queue.put(("wake", self, wake))
+# What a JSON answer says besides its type: it depends on the request's Accept, and
+# a feed's answer is never to be reused.
+JSON_HEADERS = ["Vary: Accept"]
+CHANGES_HEADERS = ["Cache-Control: no-store"]
 
 
 class Parker:
-    """Answers the parked WAIT requests of one process, from one thread.
+    """Answers the parked requests of one process (WAIT, the change feed), from one thread.
 
     ``documents`` renders a job's document and gives its ETag (uwsxml.JobDocuments).
     """
@@ -134,14 +102,12 @@ class Parker:
     def __init__(self, service: JobService, documents: JobDocuments) -> None:
         self.service = service
         self.documents = documents
-        self.queue: queue.SimpleQueue[tuple[str, ParkedWaiter | None, Wake | None]] = (
-            queue.SimpleQueue()
-        )
+        self.queue: queue.SimpleQueue[tuple[str, Parked | None, Wake | None]] = queue.SimpleQueue()
         self._capacity: int | None = None
         self._lock = threading.Lock()
         self._count = 0  # parked or being parked
-        self._parked: set[ParkedWaiter] = set()
-        self._deadlines: list[tuple[float, int, ParkedWaiter]] = []
+        self._parked: set[Parked] = set()
+        self._deadlines: list[tuple[float, int, Parked]] = []
         self._sequence = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -173,35 +139,59 @@ class Parker:
         timeout: float,
         phase: Phase | None,
         if_none_match: str | None = None,
+        json: bool = False,
     ) -> JobDetails | None:
-        """Park the request if it has to wait: None, or the job to answer at once.
+        """Park a WAIT request if it has to wait: None, or the job to answer at once
+        (``json``: the Parker answers it as JSON).
 
         The waiter subscribes before the job is read, so that a change between the
         read and the parking still wakes it. Raises like JobService.get_job.
         """
-        with self._lock:
-            if self._stopping or self._count >= self.capacity:
-                full = True
-            else:
-                full = False
-                self._count += 1
-        if full:
+        if not self._take_place():
             return self.service.wait(caller, jobname, job_id, timeout, phase, ticket.connected)
         wait = Wait.starting_now(timeout, phase)
-        waiter = ParkedWaiter(self, caller, jobname, job_id, wait, if_none_match)
-        notifier = self.service.notifier
-        notifier.add(job_id, waiter)
         try:
-            details = waiter.read()
+            waiter, details = park_job(self, caller, jobname, job_id, wait, if_none_match, json)
         except BaseException:
-            self._forget(waiter)
+            self._give_place()
             raise
-        if wait.is_over(details.job):
+        if details is not None:
             self._forget(waiter)
             return details
         ticket.waiter = waiter
         self._start()
         return None
+
+    def park_changes(
+        self, ticket: ParkTicket, caller: Caller, since: str, timeout: float
+    ) -> JobChanges | None:
+        """Park a read of the change feed while nothing changed: None, or the changes
+        to answer at once. Raises like JobService.changes."""
+        if not self._take_place():
+            return self.service.wait_changes(caller, since, timeout, ticket.connected)
+        try:
+            waiter, found = park_changes(self, caller, since, Wait.starting_now(timeout))
+        except BaseException:
+            self._give_place()
+            raise
+        if found is not None:
+            self._forget(waiter)
+            return found
+        ticket.waiter = waiter
+        self._start()
+        return None
+
+    def _take_place(self) -> bool:
+        """Count a request in, unless parking is full or stopping."""
+        with self._lock:
+            if self._stopping or self._count >= self.capacity:
+                return False
+            self._count += 1
+            return True
+
+    def _give_place(self) -> None:
+        with self._lock:
+            self._count -= 1
 
     def adopt(self, ticket: ParkTicket) -> None:
         """The HTTP server wrote nothing for a parked request: the Parker answers it."""
@@ -282,12 +272,14 @@ class Parker:
             except Exception:
                 log.exception("answering parked WAIT requests failed")
 
-    def _handle(self, items: list[tuple[str, ParkedWaiter | None, Wake | None]]) -> bool:
+    def _handle(self, items: list[tuple[str, Parked | None, Wake | None]]) -> bool:
         """Process queued events; True once told to stop."""
         for kind, waiter, wake in items:
             if kind == "stop":
                 for waiters in self._by_job().values():
                     self._answer(waiters, waiters[0].read)
+                for feed in self._feeds():
+                    self._answer_changes(feed, final=True)
                 return True
             if waiter is None or waiter.done:
                 continue
@@ -317,7 +309,7 @@ class Parker:
     def _recheck(self) -> None:
         """Every few seconds: drop requests whose client went, keep the others' connections
         from expiring in the HTTP server, and answer those whose job changed unnoticed."""
-        for waiter in _gone(self._parked):
+        for waiter in gone(self._parked):
             self._finish(waiter)
         for waiter in self._parked:
             if waiter.connection is not None:
@@ -331,29 +323,43 @@ class Parker:
                 continue
             over = [waiter for waiter in waiters if waiter.wait.is_over(details.job)]
             if over:
-                self._answer(over, functools.partial(_same, details))
+                self._answer(over, functools.partial(same, details))
+        for feed in self._feeds():
+            self._answer_changes(feed, final=False)
 
     def _by_job(self) -> dict[tuple[str, str], list[ParkedWaiter]]:
         by_job: dict[tuple[str, str], list[ParkedWaiter]] = {}
         for waiter in self._parked:
-            by_job.setdefault((waiter.jobname, waiter.job_id), []).append(waiter)
+            if isinstance(waiter, ParkedWaiter):
+                by_job.setdefault((waiter.jobname, waiter.job_id), []).append(waiter)
         return by_job
 
-    def _answer_woken(self, waiter: ParkedWaiter, wake: Wake) -> None:
-        """Answer with the job as the change left it, read once per change (and rendered
-        once per version of the job)."""
-        self._answer([waiter], lambda: wake.details(waiter.read))
+    def _feeds(self) -> list[ParkedChanges]:
+        return [waiter for waiter in self._parked if isinstance(waiter, ParkedChanges)]
 
-    def _answer_current(self, waiter: ParkedWaiter) -> None:
-        """Answer with the job as it is now (its deadline has come)."""
-        self._answer([waiter], waiter.read)
+    def _answer_woken(self, waiter: Parked, wake: Wake) -> None:
+        """Answer a WAIT with the job as the change left it, read once per change (and
+        rendered once per version of the job); a feed with what changed, if anything."""
+        if isinstance(waiter, ParkedWaiter):
+            self._answer([waiter], lambda: wake.details(waiter.read))
+        elif isinstance(waiter, ParkedChanges):
+            # Woken, it was unsubscribed: subscribed again before it reads.
+            waiter.subscribe()
+            self._answer_changes(waiter, final=False)
+
+    def _answer_current(self, waiter: Parked) -> None:
+        """Answer with the job (or the changes) as it is now: the deadline has come."""
+        if isinstance(waiter, ParkedWaiter):
+            self._answer([waiter], waiter.read)
+        elif isinstance(waiter, ParkedChanges):
+            self._answer_changes(waiter, final=True)
 
     def _answer(self, waiters: list[ParkedWaiter], read: Callable[[], JobDetails]) -> None:
-        """Answer each with the document of ``read()`` (read once), a 304 to those whose
-        copy is current, or the error the read raised."""
+        """Answer each with the document of ``read()`` (read once; XML or JSON, each
+        rendered once), a 304 to those whose copy is current, or the error the read
+        raised."""
         try:
             details = read()
-            body = self.documents.job(details)
         except OpusError as exc:
             for waiter in waiters:
                 self._send_error(waiter, exc)
@@ -361,24 +367,63 @@ class Parker:
         except Exception:
             log.exception("WAIT on job %s: reading the job failed", waiters[0].job_id)
             for waiter in waiters:
-                self._send(waiter, "500 Internal Server Error", TEXT_CONTENT_TYPE, INTERNAL_ERROR)
+                self._send_fault(waiter)
             return
         etag = self.documents.etag(details.job)
-        headers = [f"ETag: {etag}"]
+        bodies: dict[bool, bytes] = {}
         for waiter in waiters:
-            if etag_matches(waiter.if_none_match, etag):
+            wanted = jsonapi.json_etag(etag) if waiter.json else etag
+            headers = [f"ETag: {wanted}", *(JSON_HEADERS if waiter.json else [])]
+            if etag_matches(waiter.if_none_match, wanted):
                 self._send(waiter, "304 Not Modified", None, b"", headers)
-            else:
-                self._send(waiter, "200 OK", XML_CONTENT_TYPE, body, headers)
+                continue
+            if waiter.json not in bodies:
+                bodies[waiter.json] = (
+                    jsonapi.job_body(details, self.documents.base_url)
+                    if waiter.json
+                    else self.documents.job(details)
+                )
+            content_type = jsonapi.JSON_CONTENT_TYPE if waiter.json else XML_CONTENT_TYPE
+            self._send(waiter, "200 OK", content_type, bodies[waiter.json], headers)
 
-    def _send_error(self, waiter: ParkedWaiter, exc: OpusError) -> None:
+    def _answer_changes(self, waiter: ParkedChanges, final: bool) -> None:
+        """Answer a feed with what changed since its token; if nothing did, keep it
+        waiting (its token as fresh as this look) unless ``final``."""
+        try:
+            found = waiter.read()
+        except OpusError as exc:
+            self._send_error(waiter, exc)
+            return
+        except Exception:
+            log.exception("reading the changes of %s failed", waiter.caller.name)
+            self._send_fault(waiter)
+            return
+        if found.empty and not final:
+            waiter.token = found.token
+            return
+        body = jsonapi.changes_body(found, self.documents.base_url)
+        self._send(waiter, "200 OK", jsonapi.JSON_CONTENT_TYPE, body, CHANGES_HEADERS)
+
+    def _send_error(self, waiter: Parked, exc: OpusError) -> None:
         status = f"{exc.status} {HTTPStatus(exc.status).phrase}"
         headers = [f"{name}: {value}" for name, value in exc.headers.items()]
-        self._send(waiter, status, TEXT_CONTENT_TYPE, f"{exc}\n".encode(), headers)
+        if waiter.json:
+            body = jsonapi.opus_error_body(exc)
+            self._send(waiter, status, jsonapi.JSON_CONTENT_TYPE, body, headers + JSON_HEADERS)
+        else:
+            self._send(waiter, status, TEXT_CONTENT_TYPE, f"{exc}\n".encode(), headers)
+
+    def _send_fault(self, waiter: Parked) -> None:
+        status = "500 Internal Server Error"
+        if waiter.json:
+            body = jsonapi.error_body(500, "internal server error")
+            self._send(waiter, status, jsonapi.JSON_CONTENT_TYPE, body, JSON_HEADERS)
+        else:
+            self._send(waiter, status, TEXT_CONTENT_TYPE, INTERNAL_ERROR)
 
     def _send(
         self,
-        waiter: ParkedWaiter,
+        waiter: Parked,
         status: str,
         content_type: str | None,
         body: bytes,
@@ -404,7 +449,7 @@ class Parker:
             connection.last_used = time.time()
         send_answer(sock, data, close)
 
-    def _finish(self, waiter: ParkedWaiter, keep_socket: bool = False) -> None:
+    def _finish(self, waiter: Parked, keep_socket: bool = False) -> None:
         """The waiter is answered or gone: forget it (closing our descriptor unless the
         answer is being written on it)."""
         waiter.done = True
@@ -416,37 +461,10 @@ class Parker:
         waiter.sock = waiter.connection = waiter.wake = None
         self._forget(waiter)
 
-    def _forget(self, waiter: ParkedWaiter) -> None:
+    def _forget(self, waiter: Parked) -> None:
         waiter.done = True
-        self.service.notifier.discard(waiter.job_id, waiter)
+        waiter.unsubscribe()
         with self._lock:
             if not waiter.counted_out:
                 waiter.counted_out = True
                 self._count -= 1
-
-
-def _same(details: JobDetails) -> JobDetails:
-    """The job already read (a recheck answers with what it read)."""
-    return details
-
-
-def _gone(waiters: set[ParkedWaiter]) -> list[ParkedWaiter]:
-    """The parked requests whose client has gone."""
-    gone = []
-    owned = {}
-    for waiter in waiters:
-        if waiter.connection is not None:
-            # The HTTP server watches the connection and closes its side at the end.
-            if waiter.connection.socket.fileno() == -1:
-                gone.append(waiter)
-        elif waiter.sock is not None:
-            owned[waiter.sock.fileno()] = waiter
-    if owned:
-        poller = select.poll()
-        for descriptor in owned:
-            poller.register(descriptor, select.POLLIN | select.POLLRDHUP)
-        hung_up = select.POLLHUP | select.POLLRDHUP | select.POLLERR | select.POLLNVAL
-        for descriptor, events in poller.poll(0):
-            if events & hung_up:
-                gone.append(owned[descriptor])
-    return gone

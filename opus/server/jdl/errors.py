@@ -28,4 +28,9 @@ class JDLError(ValueError):
 
 
 class ParameterError(ValueError):
-    """A client gave a bad job parameter; the one-line message becomes an HTTP 400 reason."""
+    """A client gave a bad job parameter; the one-line message becomes an HTTP 400 reason,
+    ``field`` the name of the parameter (as the client sent it) when one is to blame."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

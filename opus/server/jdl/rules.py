@@ -58,6 +58,7 @@ UWS_RESERVED: frozenset[str] = frozenset(
         "wait",
         "last",
         "after",
+        "csrf_token",  # a browser session's form field (opus/server/sessions.py)
     }
 )
 # Variables the job's shell, the batch system or OPUS itself set or read (case-insensitive).

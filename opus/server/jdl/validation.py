@@ -178,12 +178,13 @@ def coerce_parameters(
         if name in file_inputs:
             raise ParameterError(
                 f"parameter {show(name)} of job type {jd.name!r} is a file: "
-                "send it as an upload or a URL"
+                "send it as an upload or a URL",
+                name,
             )
         if name not in known:
-            raise ParameterError(f"unknown parameter {show(name)} for job type {jd.name!r}")
+            raise ParameterError(f"unknown parameter {show(name)} for job type {jd.name!r}", name)
         if not isinstance(value, str):
-            raise ParameterError(f"parameter {name!r}: the value must be text")
+            raise ParameterError(f"parameter {name!r}: the value must be text", name)
 
     result: dict[str, str] = {}
     for name, param in known.items():
@@ -192,13 +193,13 @@ def coerce_parameters(
             try:
                 result[name] = kept_value(param, given)
             except InvalidValue as error:
-                raise ParameterError(f"parameter {name!r}: {error}") from None
+                raise ParameterError(f"parameter {name!r}: {error}", name) from None
         elif partial and given is None:
             continue  # not part of this update
         elif param.default is not None:
             result[name] = param.default
         elif partial:
-            raise ParameterError(f"parameter {name!r}: empty value and no default")
+            raise ParameterError(f"parameter {name!r}: empty value and no default", name)
         elif param.required:
-            raise ParameterError(f"parameter {name!r} is required for job type {jd.name!r}")
+            raise ParameterError(f"parameter {name!r} is required for job type {jd.name!r}", name)
     return result

@@ -18,9 +18,17 @@ from urllib.parse import urlsplit
 
 import bottle
 
-from opus.core.access import Caller
-from opus.core.errors import BadRequest, Forbidden, OpusError
+from opus.core.access import ANONYMOUS, Caller
+from opus.core.errors import BadRequest, Forbidden, OpusError, PayloadTooLarge
 from opus.server.auth import Authenticator
+from opus.server.sessions import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    Session,
+    SessionManager,
+    SessionRefused,
+    session_cookie,
+)
 from opus.server.uwsxml import XML_CONTENT_TYPE
 
 log = logging.getLogger("opus.routes")
@@ -111,11 +119,16 @@ def same_origin_plugin(base_url: str) -> Plugin:
     return plugin
 
 
-def plain_tree(base_url: str) -> bottle.Bottle:
-    """A new tree whose errors are rendered as plain text, refusing cross-site changes."""
+def plain_tree(
+    base_url: str,
+    render: Callable[[OpusError], bottle.HTTPResponse] = plain_error,
+    fault: Callable[[], bottle.HTTPResponse] = server_fault,
+) -> bottle.Bottle:
+    """A new tree whose errors are rendered as plain text (or by ``render`` and
+    ``fault``: routes/negotiation.py), refusing cross-site changes."""
     tree = bottle.Bottle()
     # The first plugin installed wraps the others: it renders their refusals too.
-    tree.install(error_plugin(plain_error))
+    tree.install(error_plugin(render, fault))
     tree.install(same_origin_plugin(base_url))
     return tree
 
@@ -124,12 +137,77 @@ def caller(authn: Authenticator) -> Caller:
     """The caller of the current request (Unauthorized without valid credentials,
     TooManyRequests after too many failures). Failures count by the connection's own
     address, REMOTE_ADDR, or the client's a trusted proxy names (bottle's remote_addr
-    would believe any X-Forwarded-For)."""
+    would believe any X-Forwarded-For). Without an Authorization header, a session
+    cookie stands for its user (session_caller)."""
     request = bottle.request
+    if authn.sessions is not None and not request.get_header("Authorization"):
+        cookie = session_cookie(request.get_header("Cookie"))
+        if cookie is not None:
+            return session_caller(authn, authn.sessions, cookie)
     address = authn.client_address(
         request.environ.get("REMOTE_ADDR") or "", request.get_header("X-Forwarded-For")
     )
     return authn.caller(request.get_header("Authorization", ""), address)
+
+
+# Where the session of a cookie-authenticated request is kept for its route.
+SESSION_KEY = "opus.session"
+# Room for multipart boundaries and form fields around the uploaded files (as uws.py).
+FORM_OVERHEAD = 1024 * 1024
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def session_caller(authn: Authenticator, sessions: SessionManager, cookie: str) -> Caller:
+    """The user of the session of ``cookie``, after the CSRF check of a request that
+    changes something (check_csrf). A cookie that is no session's counts as none: the
+    caller is ``anonymous`` under ALLOW_ANONYMOUS, else SessionRefused (401)."""
+    session = sessions.session_of(cookie)
+    if session is None:
+        if authn.settings.ALLOW_ANONYMOUS:
+            return Caller(ANONYMOUS)
+        raise SessionRefused("session ended: sign in again")
+    check_csrf(session, authn.settings.MAX_UPLOAD_SIZE)
+    bottle.request.environ[SESSION_KEY] = session
+    return Caller(session.user_name, frozenset(session.roles))
+
+
+def check_csrf(session: Session, max_upload_size: int) -> None:
+    """Forbidden unless a request that changes something (POST, PUT, PATCH, DELETE)
+    carries ``session``'s CSRF token: header X-CSRF-Token, or form field csrf_token of
+    a form body (read through bottle's cached form, so an upload is parsed once; a body
+    larger than ``max_upload_size`` plus the form overhead is refused unread, 413)."""
+    request = bottle.request
+    if request.method not in CHANGING_METHODS:
+        return
+    token = request.get_header(CSRF_HEADER)
+    if token is None and request.content_type.lower().startswith(FORM_TYPES):
+        if request.content_length > max_upload_size + FORM_OVERHEAD:
+            raise PayloadTooLarge(
+                f"request body of {request.content_length} bytes exceeds MAX_UPLOAD_SIZE "
+                f"({max_upload_size} bytes)"
+            )
+        try:
+            value = request.forms.get(CSRF_FIELD)
+        except (UnicodeError, ValueError) as exc:
+            raise BadRequest(f"unreadable form data: {exc}") from None
+        token = value if isinstance(value, str) else None
+    if not session.csrf_matches(token):
+        raise Forbidden("missing or wrong CSRF token")
+
+
+def request_session() -> Session | None:
+    """The session the current request was authenticated by (once ``caller`` has run),
+    or None: a page renders its forms with the session's ``csrf_token``."""
+    session = bottle.request.environ.get(SESSION_KEY)
+    return session if isinstance(session, Session) else None
+
+
+def without_csrf_field(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The form's (name, value) pairs without the csrf_token field of a request made
+    with a session (a reserved name: no job parameter is called that)."""
+    if SESSION_KEY not in bottle.request.environ:
+        return list(pairs)
+    return [(name, value) for name, value in pairs if name != CSRF_FIELD]
 
 
 def text(body: str, status: int = 200, etag: str | None = None) -> bottle.HTTPResponse:

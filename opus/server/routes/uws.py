@@ -4,10 +4,15 @@ Thin: each route parses its request, calls the JobService with the caller, and r
 the answer (XML documents from uwsxml, text resources equal to their XML values). Job
 documents and their sub-resources carry an ETag (the job's version): a client that
 sends it back in If-None-Match gets 304 while the job has not changed.
+
+A client that prefers ``application/json`` (routes/negotiation.py) gets the job list
+(a page, newest first, with a cursor), the job, its phase, parameters and results as
+JSON (jsonapi.py), WAIT included, and errors as JSON objects; XML stays the default.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 import bottle
@@ -18,6 +23,7 @@ from opus.core.layout import STDERR_FILE, STDOUT_FILE
 from opus.core.phases import Phase, parse_phase
 from opus.core.records import JobDetails
 from opus.core.times import format_time, parse_time
+from opus.server import jsonapi
 from opus.server.auth import Authenticator
 from opus.server.parking import CONNECTED_KEY, PARK_KEY, Parker
 from opus.server.routes.common import (
@@ -31,9 +37,20 @@ from opus.server.routes.common import (
     single_values,
     text,
     unless_current,
+    without_csrf_field,
     xml,
 )
 from opus.server.routes.files import empty_file, file_response
+from opus.server.routes.lists import page_query
+from opus.server.routes.negotiation import (
+    TEXT_TYPE,
+    VARY,
+    XML_TYPE,
+    json_response,
+    negotiated_error,
+    negotiated_fault,
+    prefers_json,
+)
 from opus.server.service import JobService
 from opus.server.service.inputs import Upload
 from opus.server.service.validation import CONTROL_PARAMETERS
@@ -51,7 +68,8 @@ def tree(
 ) -> bottle.Bottle:
     """The UWS tree (errors as plain text)."""
     settings = service.settings
-    app = plain_tree(settings.BASE_URL)
+    base_url = settings.BASE_URL
+    app = plain_tree(base_url, negotiated_error, negotiated_fault)
     request = bottle.request
 
     def who() -> Caller:
@@ -75,7 +93,7 @@ def tree(
     def split_form() -> tuple[dict[str, str], dict[str, str], list[Upload]]:
         """(job parameters, control parameters upper-cased, uploads) of the request."""
         check_body_size()
-        pairs = form_values(request)
+        pairs = without_csrf_field(form_values(request))
         file_fields = set(request.files.keys())
         values = single_values((k, v) for k, v in pairs if k not in file_fields)
         control = {k.upper(): v for k, v in values.items() if k.upper() in CONTROL_PARAMETERS}
@@ -91,9 +109,29 @@ def tree(
         etag = documents.etag(details.job)
         return unless_current(etag, lambda: text(body, etag=etag))
 
-    def job_answer(details: JobDetails) -> bottle.HTTPResponse:
+    def negotiated(
+        details: JobDetails,
+        default: Callable[[str], bottle.HTTPResponse],
+        json_body: Callable[[], bytes],
+        default_type: str = XML_TYPE,
+    ) -> bottle.HTTPResponse:
+        """A job's resource as JSON for a client that prefers it (its own ETag), else
+        ``default(etag)``; 304 for a current copy of either."""
         etag = documents.etag(details.job)
-        return unless_current(etag, lambda: xml(documents.job(details), etag=etag))
+        if prefers_json(default_type):
+            tag = jsonapi.json_etag(etag)
+            answer = unless_current(tag, lambda: json_response(json_body(), etag=tag))
+        else:
+            answer = unless_current(etag, lambda: default(etag))
+        answer.set_header("Vary", "Accept")
+        return answer
+
+    def job_answer(details: JobDetails) -> bottle.HTTPResponse:
+        return negotiated(
+            details,
+            lambda etag: xml(documents.job(details), etag=etag),
+            lambda: jsonapi.job_body(details, base_url),
+        )
 
     def job_of(jobname: str, job_id: str) -> JobDetails:
         return service.get_job(who(), jobname, job_id)
@@ -103,6 +141,18 @@ def tree(
     @app.get(J)
     def job_list(jobname: str) -> bottle.HTTPResponse:
         pairs = list(request.query.decode().allitems())
+        if prefers_json():
+            query = page_query(pairs, types=[jobname])
+            page = service.list_user_jobs(
+                who(),
+                query.types,
+                query.phases,
+                query.run_id,
+                query.cursor,
+                query.limit,
+                query.after,
+            )
+            return json_response(jsonapi.page_body(page, base_url), headers=VARY)
         try:
             phases = [parse_phase(v) for v in control_value(pairs, "PHASE")]
         except ValueError as exc:
@@ -123,7 +173,9 @@ def tree(
                 raise BadRequest(f"LAST must be a positive integer, not {last_values[0]!r}")
             last = int(raw)
         jobs = service.list_jobs(who(), jobname, phases, after, last)
-        return xml(job_list_chunks(jobs, f"{settings.BASE_URL}/rest/{jobname}"))
+        answer = xml(job_list_chunks(jobs, f"{settings.BASE_URL}/rest/{jobname}"))
+        answer.set_header("Vary", "Accept")
+        return answer
 
     @app.post(J)
     def create_job(jobname: str) -> bottle.HTTPResponse:
@@ -167,7 +219,9 @@ def tree(
             return job_answer(service.wait(caller_now, jobname, job_id, timeout, phase, connected))
         # Served by `opus serve`: the request waits without holding a thread.
         if_none_match = request.get_header("If-None-Match")
-        unparked = parker.park(ticket, caller_now, jobname, job_id, timeout, phase, if_none_match)
+        unparked = parker.park(
+            ticket, caller_now, jobname, job_id, timeout, phase, if_none_match, prefers_json()
+        )
         if unparked is None:
             # Parked: the HTTP server sends nothing now, the Parker answers.
             return bottle.HTTPResponse(status=200, body=b"")
@@ -200,7 +254,12 @@ def tree(
     @app.get(f"{JOB}/phase")
     def get_phase(jobname: str, job_id: str) -> bottle.HTTPResponse:
         details = job_of(jobname, job_id)
-        return job_resource(details, details.job.phase.value)
+        return negotiated(
+            details,
+            lambda etag: text(details.job.phase.value, etag=etag),
+            lambda: jsonapi.phase_body(details),
+            TEXT_TYPE,
+        )
 
     @app.post(f"{JOB}/phase")
     def post_phase(jobname: str, job_id: str) -> bottle.HTTPResponse:
@@ -258,8 +317,11 @@ def tree(
     @app.get(f"{JOB}/parameters")
     def get_parameters(jobname: str, job_id: str) -> bottle.HTTPResponse:
         details = job_of(jobname, job_id)
-        etag = documents.etag(details.job)
-        return unless_current(etag, lambda: xml(parameters_document(details.parameters), etag=etag))
+        return negotiated(
+            details,
+            lambda etag: xml(parameters_document(details.parameters), etag=etag),
+            lambda: jsonapi.parameters_body(details.parameters),
+        )
 
     @app.post(f"{JOB}/parameters")
     def post_parameters(jobname: str, job_id: str) -> bottle.HTTPResponse:
@@ -282,8 +344,11 @@ def tree(
     @app.get(f"{JOB}/results")
     def get_results(jobname: str, job_id: str) -> bottle.HTTPResponse:
         details = job_of(jobname, job_id)
-        etag = documents.etag(details.job)
-        return unless_current(etag, lambda: xml(documents.results(details), etag=etag))
+        return negotiated(
+            details,
+            lambda etag: xml(documents.results(details), etag=etag),
+            lambda: jsonapi.results_body(details, base_url),
+        )
 
     @app.get(f"{JOB}/results/<result_id>")
     def get_result(jobname: str, job_id: str, result_id: str) -> bottle.HTTPResponse:

@@ -107,6 +107,19 @@ class JobFiles:
         except FileNotFoundError:
             return None
 
+    def open_input(self, job_id: str, name: str) -> nofollow.OpenFile | None:
+        """The saved file of input ``name`` (an upload, or a URL's download), open
+        (close it); None if the job has none. Forbidden if it became a link."""
+        local = self.input_files(job_id).get(name)
+        if not isinstance(local, str) or not local:
+            return None
+        try:
+            return nofollow.open_file(self.directory(job_id), local)
+        except nofollow.UnsafeFile:
+            raise Forbidden(f"the file of input {name!r} is not a plain file") from None
+        except OSError:
+            return None
+
     def create(self) -> str:
         """A new job id whose directory now exists (and was not there before)."""
         for _ in range(5):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from opus.core import access
@@ -25,16 +25,17 @@ from opus.core.access import Caller
 from opus.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from opus.core.layout import STDERR_FILE, STDOUT_FILE
 from opus.core.phases import RUNNING, TERMINAL, Phase, allowed_predecessors, parse_phase
-from opus.core.records import Job, JobDetails, JobSummary, Parameter, Result
+from opus.core.records import Job, JobDetails, Parameter, Result
 from opus.core.times import utcnow
 from opus.server.auth import hash_token
-from opus.server.jdl import JDLRegistry, JobDefinition
+from opus.server.jdl import JDLRegistry
 from opus.server.managers import ManagedJob, Manager, ManagerError
 from opus.server.nofollow import OpenFile
 from opus.server.notify import PhaseNotifier
 from opus.server.service.inputs import Upload
 from opus.server.service.jobfiles import JobFiles, ScriptRequest
 from opus.server.service.limits import ENDED, OwnerLimits, Quota, directory_bytes
+from opus.server.service.listing import JobListing
 from opus.server.service.validation import JobValidator
 from opus.server.storage import Coordination, JobStore
 from opus.server.waiting import Wait
@@ -43,8 +44,9 @@ from opus.settings import Settings
 log = logging.getLogger("opus.service")
 
 
-class JobService:
-    """Job life cycle on top of a JobStore, a Manager and the job definitions."""
+class JobService(JobListing):
+    """Job life cycle on top of a JobStore, a Manager and the job definitions (the job
+    types, lists and change feed: JobListing, listing.py)."""
 
     def __init__(
         self,
@@ -81,31 +83,6 @@ class JobService:
         """What this process shares with the other processes of the server."""
         return self.store.coordination
 
-    # -- job types ----------------------------------------------------------------------
-
-    def job_types(self, caller: Caller) -> list[str]:
-        """The names of the job types the caller may use, sorted."""
-        check = self.settings.CHECK_PERMISSIONS
-        return [n for n in self.registry.names() if access.may_use(caller, n, check)]
-
-    def definition(self, jobname: str) -> JobDefinition:
-        """The definition of a job type; NotFound (naming the available ones) if none."""
-        jdl = self.registry.get(jobname)
-        if jdl is None:
-            available = ", ".join(self.registry.names()) or "none"
-            raise NotFound(f"no job type named {jobname!r} (available: {available})")
-        return jdl
-
-    def usable_definition(self, caller: Caller, jobname: str) -> JobDefinition:
-        """The definition of a job type the caller may create jobs of.
-
-        NotFound for an unknown type, Forbidden when no role of the caller grants it.
-        """
-        jdl = self.definition(jobname)
-        if not access.may_use(caller, jobname, self.settings.CHECK_PERMISSIONS):
-            raise Forbidden(f"{caller.name} may not create {jobname} jobs (no role grants it)")
-        return jdl
-
     # -- reads --------------------------------------------------------------------------
 
     def get_job(self, caller: Caller, jobname: str, job_id: str) -> JobDetails:
@@ -119,23 +96,6 @@ class JobService:
             raise NotFound(f"no job {job_id!r} of type {jobname!r}")
         self._check_access(caller, details.job)
         return details
-
-    def list_jobs(
-        self,
-        caller: Caller,
-        jobname: str,
-        phases: Sequence[Phase] = (),
-        after: datetime | None = None,
-        last: int | None = None,
-    ) -> Iterator[JobSummary]:
-        """The caller's jobs of a type (every owner's for an admin), streamed.
-
-        Oldest first, or the ``last`` newest, newest first; ``phases`` empty means
-        every phase but ARCHIVED. NotFound for an unknown job type.
-        """
-        self.definition(jobname)
-        owner = None if caller.is_admin else caller.name
-        return self.store.list_jobs(jobname, phases, after, last, owner=owner)
 
     def result_file(self, caller: Caller, job_id: str, result_id: str) -> tuple[Result, OpenFile]:
         """A result of a job and its file, open without following links (close it).
@@ -251,6 +211,7 @@ class JobService:
             # Nothing is kept of a job that could not be stored.
             self.files.remove(job_id)
             raise
+        self.notifier.notify_owner(job.owner)
         if checked_control.run:
             return self._run(job, created=True)
         return job
@@ -346,6 +307,7 @@ class JobService:
         value = self.validator.execution_duration(self.definition(job.jobname), text)
         if not self.store.set_execution_duration(job.id, value, {Phase.PENDING}):
             raise Forbidden(f"job {job.id} is no longer PENDING")
+        self.notifier.notify_owner(job.owner)
 
     def set_destruction(self, caller: Caller, jobname: str, job_id: str, text: str) -> None:
         """Change the destruction time (no later than DESTRUCTION_INTERVAL after creation)."""
@@ -353,6 +315,7 @@ class JobService:
         if job.phase == Phase.ARCHIVED:
             raise Forbidden(f"job {job.id} is ARCHIVED")
         self.store.set_destruction(job.id, self.validator.destruction(job.creation_time, text))
+        self.notifier.notify_owner(job.owner)
 
     def update_parameters(
         self,
@@ -371,6 +334,7 @@ class JobService:
         allowance = self.limits.before_update(job, checked)
         stored += self.files.save_inputs(job.id, checked.urls, checked.uploads, allowance)
         self.limits.set_parameters(job, stored, self.files.directory(job.id))
+        self.notifier.notify_owner(job.owner)
 
     # -- signals from batch scripts -----------------------------------------------------
 
@@ -423,7 +387,7 @@ class JobService:
         ``quota``; an ended job's files measured again), then wake the job's waiters; True
         if it changed. The one phase writer."""
         sources = allowed_predecessors(phase) if allowed_from is None else allowed_from
-        changed = self.store.change_phase(
+        owner = self.store.change_phase(
             job_id,
             sources,
             phase,
@@ -436,10 +400,10 @@ class JobService:
             stored_bytes=directory_bytes(self.files.directory(job_id)) if phase in ENDED else None,
             quota=quota,
         )
-        if changed:
+        if owner is not None:
             log.info("job %s → %s", job_id, phase)
-            self.notifier.notify(job_id)
-        return changed
+            self.notifier.notify(job_id, owner)
+        return owner is not None
 
     def finish(self, job: Job, phase: Phase, message: str | None) -> bool:
         """Move a job to COMPLETED or ERROR, registering its results at the same time
@@ -478,7 +442,7 @@ class JobService:
         self.manager.cleanup(ManagedJob(job.id, job.external_id, self.files.directory(job.id)))
         self.store.delete_job(job.id)
         self.files.remove(job.id)
-        self.notifier.notify(job.id)
+        self.notifier.notify(job.id, job.owner)
 
     def archive(self, job: Job, now: datetime) -> bool:
         """ARCHIVED: the job's record stays, its results and files go; True if done."""

@@ -5,7 +5,8 @@ rest, every RECONCILE_INTERVAL in a background thread of the server (``Reconcile
 and on demand in `opus maintenance`: a job whose status file exists ends in that phase
 even if its callbacks were lost; a process that died without one → ERROR; a job lost
 during its submission → ERROR; executionDuration exceeded → stopped and ABORTED with an
-errorSummary; destruction time passed → deleted, or ARCHIVED when so configured. Every
+errorSummary; destruction time passed → deleted, or ARCHIVED when so configured; the
+change feed's old tombstones forgotten (storage/changes.py). Every
 change goes through the JobService's phase writers, as compare-and-set, so a late
 signal and the reconciler never both win. One process at a time reconciles (the
 reconciler lock of storage.Coordination).
@@ -68,6 +69,8 @@ def reconcile(service: JobService) -> ReconcileReport:
                 log.exception("reconciling job %s failed: the job is set to ERROR", job.id)
                 _give_up(service, job, exc, now, report)
     _destroy_expired(service, now, report)
+    # Tombstones of the change feed kept for TOMBSTONE_DAYS (at most every few minutes).
+    service.store.changes.prune_now_and_then(now)
     return report
 
 

@@ -61,17 +61,18 @@ class JobValidator:
         run = False
         if "PHASE" in remaining:
             if remaining.pop("PHASE").strip().upper() != "RUN":
-                raise BadRequest("PHASE at creation may only be RUN")
+                raise BadRequest("PHASE at creation may only be RUN", "PHASE")
             run = True
         run_id = remaining.pop("RUNID", None)
         if run_id is not None and len(run_id) > RUN_ID_MAX_LENGTH:
-            raise BadRequest(f"RUNID longer than {RUN_ID_MAX_LENGTH} characters")
+            raise BadRequest(f"RUNID longer than {RUN_ID_MAX_LENGTH} characters", "RUNID")
         if run_id is not None and (problem := text_problem(run_id)):
-            raise BadRequest(f"RUNID {problem}")
+            raise BadRequest(f"RUNID {problem}", "RUNID")
         duration = remaining.pop("EXECUTIONDURATION", None)
         destruction = remaining.pop("DESTRUCTION", None)
         if remaining:
-            raise BadRequest(f"unexpected control parameter {sorted(remaining)[0]!r}")
+            name = sorted(remaining)[0]
+            raise BadRequest(f"unexpected control parameter {name!r}", name)
         return Control(run, run_id, duration, destruction)
 
     def values(
@@ -92,18 +93,22 @@ class JobValidator:
         try:
             parameters = coerce_parameters(jdl, plain, partial=partial)
         except ParameterError as exc:
-            raise BadRequest(str(exc)) from None
+            raise BadRequest(str(exc), exc.field) from None
         parameters.update(self._options(options))
         by_input: dict[str, Upload] = {}
         for upload in uploads:
             name = file_names.get(upload.field.lower())
             if name is None:
-                raise BadRequest(f"unknown file input {upload.field!r} for job type {jdl.name!r}")
+                raise BadRequest(
+                    f"unknown file input {upload.field!r} for job type {jdl.name!r}", upload.field
+                )
             by_input[name] = upload
         if not partial:
             for name in file_names.values():
                 if self._input_required(jdl, name) and name not in urls and name not in by_input:
-                    raise BadRequest(f"input {name!r} is required (upload a file or give a URL)")
+                    raise BadRequest(
+                        f"input {name!r} is required (upload a file or give a URL)", name
+                    )
         return Values(parameters, urls, by_input)
 
     @staticmethod
@@ -171,14 +176,20 @@ class JobValidator:
             try:
                 value = int(text.strip())
             except ValueError:
-                raise BadRequest(f"EXECUTIONDURATION {text!r} is not an integer") from None
+                raise BadRequest(
+                    f"EXECUTIONDURATION {text!r} is not an integer", "EXECUTIONDURATION"
+                ) from None
             if value < 0:
-                raise BadRequest("EXECUTIONDURATION must be >= 0 (0 means unlimited)")
+                raise BadRequest(
+                    "EXECUTIONDURATION must be >= 0 (0 means unlimited)", "EXECUTIONDURATION"
+                )
         # The server may shorten what was asked for (UWS 1.1 §2.2.3.5); 0 is unlimited.
         if maximum > 0 and (value == 0 or value > maximum):
             value = maximum
         if value > DURATION_LIMIT:  # only without EXECUTION_DURATION_MAX
-            raise BadRequest(f"EXECUTIONDURATION must be at most {DURATION_LIMIT} seconds")
+            raise BadRequest(
+                f"EXECUTIONDURATION must be at most {DURATION_LIMIT} seconds", "EXECUTIONDURATION"
+            )
         return value
 
     def destruction(self, created: datetime, text: str | None) -> datetime:
@@ -190,6 +201,6 @@ class JobValidator:
         try:
             value = parse_time(text)
         except ValueError as exc:
-            raise BadRequest(f"DESTRUCTION: {exc}") from None
+            raise BadRequest(f"DESTRUCTION: {exc}", "DESTRUCTION") from None
         value = value.replace(microsecond=value.microsecond // 1000 * 1000)
         return min(value, latest)

@@ -2,10 +2,12 @@
 
 On PostgreSQL every change of a job sends a NOTIFY in the change's own transaction
 (delivered at commit, so a process woken by it reads the new state), and each process
-LISTENs on a connection of its own (``PhaseFeed``) to wake its WAIT requests. One
-process at a time runs the reconciler: the holder of a PostgreSQL advisory lock, or on
-SQLite of a lease row. The payload of a notification names the process that sent it,
-whose own waiters were woken directly and are not woken twice.
+LISTENs on a connection of its own (``PhaseFeed``) to wake its WAIT requests and the
+readers of the change feed. One process at a time runs the reconciler: the holder of a
+PostgreSQL advisory lock, or on SQLite of a lease row. The payload of a notification
+names the process that sent it (whose own waiters were woken directly and are not woken
+twice), the job, its owner, and whether its phase changed (or it went): only then are
+WAIT requests woken, where any change wakes its owner's change-feed readers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import secrets
 import select as select_module
 import socket
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -31,6 +33,20 @@ RECONCILER_LOCK_KEY = 0x0B05_7EC0
 RECONCILER_LEASE = "reconciler"
 
 
+class Announcement(NamedTuple):
+    """A change another process made: the job, its owner (None from an older OPUS), and
+    whether its phase changed or it was deleted (else some other value changed)."""
+
+    job_id: str
+    owner: str | None
+    phase: bool
+
+
+def _payload(tag: str, job_id: str, owner: str | None, phase: bool) -> str:
+    # Neither job ids nor owner names hold spaces.
+    return f"{tag} {job_id} {owner or '-'} {'p' if phase else 'v'}"
+
+
 class Coordination:
     """The change feed and the reconciler lock of the processes sharing one database."""
 
@@ -40,10 +56,20 @@ class Coordination:
         self.listens = engine.dialect.name == "postgresql"
         self.process_tag = secrets.token_hex(8)
 
-    def announce(self, conn: Connection, job_id: str) -> None:
-        """Tell the other server processes that a job changed (in ``conn``'s transaction)."""
+    def announce(
+        self, conn: Connection, job_id: str, owner: str | None, phase: bool = True
+    ) -> None:
+        """Tell the other server processes that a job of ``owner`` changed (its phase,
+        or its being, if ``phase``), in ``conn``'s transaction."""
         if self.listens:
-            conn.execute(select(func.pg_notify(PHASE_CHANNEL, f"{self.process_tag} {job_id}")))
+            payload = _payload(self.process_tag, job_id, owner, phase)
+            conn.execute(select(func.pg_notify(PHASE_CHANNEL, payload)))
+
+    def announce_on(self, cursor: Any, job_id: str, owner: str, phase: bool = True) -> None:
+        """``announce`` on a driver cursor (a transaction written on the driver)."""
+        if self.listens:
+            payload = _payload(self.process_tag, job_id, owner, phase)
+            cursor.execute("SELECT pg_notify(%s, %s)", (PHASE_CHANNEL, payload))
 
     def open_feed(self) -> PhaseFeed:
         """A connection receiving the job changes of other processes (PostgreSQL only)."""
@@ -59,7 +85,7 @@ class Coordination:
 
 
 class PhaseFeed:
-    """LISTEN on the job-change channel: the ids of jobs other processes changed."""
+    """LISTEN on the job-change channel: the jobs other processes changed."""
 
     def __init__(self, engine: Engine, own_tag: str) -> None:
         self.own_tag = own_tag
@@ -67,8 +93,8 @@ class PhaseFeed:
         with self.connection.cursor() as cursor:
             cursor.execute(f"LISTEN {PHASE_CHANNEL}")
 
-    def receive(self, timeout: float) -> list[str]:
-        """Job ids changed by other processes, waiting up to ``timeout`` for the first.
+    def receive(self, timeout: float) -> list[Announcement]:
+        """Changes made by other processes, waiting up to ``timeout`` for the first.
 
         Raises an OSError or a DBAPI error when the connection is lost.
         """
@@ -76,12 +102,13 @@ class PhaseFeed:
         if not readable:
             return []
         self.connection.poll()
-        job_ids = []
+        changes = []
         while self.connection.notifies:
-            tag, _, job_id = self.connection.notifies.pop(0).payload.partition(" ")
+            tag, _, change = self.connection.notifies.pop(0).payload.partition(" ")
             if tag != self.own_tag:
-                job_ids.append(job_id)
-        return job_ids
+                job_id, owner, kind = [*change.split(" "), "-", "p"][:3]
+                changes.append(Announcement(job_id, None if owner == "-" else owner, kind != "v"))
+        return changes
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ work; everything else goes through SQLAlchemy Core.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, create_engine, event
@@ -45,6 +46,15 @@ def storable(key: str) -> bool:
     refuses the query), so a look-up by such a key (from a URL, a form, credentials)
     finds nothing, on every database, instead of failing."""
     return "\x00" not in key
+
+
+def driver_time(value: Any) -> datetime | None:
+    """A time read on the driver (SQLite gives text), timezone-aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
 
 
 def driver_marker(engine: Engine) -> str:

@@ -5,8 +5,9 @@ keeps SQLite from failing lock upgrades under concurrent requests. Phase changes
 compare-and-set (``UPDATE … WHERE phase IN (…)``) so that a signal and the reconciler
 never both win. Every write of a job, its parameters or its results increments the
 job's ``version`` in the same transaction: a job read with the same version is the
-same job. Phase changes and deletions are also announced to the other processes of the
-server (Coordination), which wake their WAIT requests.
+same job. Every write is also announced, with the job's owner, to the other processes
+of the server (Coordination): phase changes and deletions wake their WAIT requests,
+and every change the readers of their owner's change feed.
 
 A job is read with its parameters and results in one statement (``get_details``), so
 what a client sees is one consistent state, read in one round trip; a job this process
@@ -39,12 +40,15 @@ from sqlalchemy.sql.elements import BindParameter
 
 from opus.core.phases import Phase
 from opus.core.records import Job, JobDetails, JobSummary, Parameter, Result
+from opus.server.storage.changes import ChangeFeed
 from opus.server.storage.coordination import Coordination
 from opus.server.storage.engine import HotInsert, HotQuery, driver_marker, storable
 from opus.server.storage.limits import OWNER_LOCK_SQL, USAGE_SQL, Quota, Usage
+from opus.server.storage.listing import SUMMARY_COLUMNS, JobLists, summary_from_row
 from opus.server.storage.models import JobRow, ParameterRow, ResultRow
 
-_JOB_COLUMNS = list(JobRow.__table__.columns)
+# A Job's columns: change_seq is the change feed's, set by the database (changes.py).
+_JOB_COLUMNS = [column for column in JobRow.__table__.columns if column.name != "change_seq"]
 _JOB_KEYS = [column.name for column in _JOB_COLUMNS]
 _NEXT_VERSION = {"version": JobRow.version + 1}
 
@@ -177,6 +181,9 @@ class JobStore:
         tables = JobRow.metadata.tables
         self._insert_job = HotInsert(engine, tables[JobRow.__tablename__])
         self._insert_parameters = HotInsert(engine, tables[ParameterRow.__tablename__])
+        # Pages of job lists, and the change feed (listing.py, changes.py).
+        self.lists = JobLists(engine)
+        self.changes = ChangeFeed(engine)
 
     @contextlib.contextmanager
     def _writing(self, quota: Quota | None = None) -> Iterator[Connection]:
@@ -238,9 +245,7 @@ class JobStore:
         owner's. The rows are fetched in batches while the caller iterates, so memory
         does not grow with the list.
         """
-        statement = select(
-            JobRow.id, JobRow.phase, JobRow.run_id, JobRow.owner, JobRow.creation_time
-        ).where(JobRow.jobname == jobname)
+        statement = select(*SUMMARY_COLUMNS).where(JobRow.jobname == jobname)
         if phases:
             statement = statement.where(JobRow.phase.in_(_phases(phases)))
         else:
@@ -257,8 +262,8 @@ class JobStore:
             statement = statement.order_by(JobRow.creation_time, JobRow.id)
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=1000).execute(statement)
-            for job_id, phase, run_id, job_owner, created in result:
-                yield JobSummary(job_id, Phase(phase), run_id, job_owner, created)
+            for row in result:
+                yield summary_from_row(row)
 
     def running_jobs(self, phases: Collection[Phase], batch: int = 1000) -> Iterator[list[Job]]:
         """Jobs in the given phases (the reconciler's working set), in batches."""
@@ -298,6 +303,7 @@ class JobStore:
         """
         values = {key: getattr(job, key) for key in _JOB_KEYS}
         values["phase"] = job.phase.value
+        values["change_seq"] = 0  # numbered by the database's trigger
         rows = [
             {"job_id": job.id, "name": p.name, "value": p.value, "by_reference": p.by_reference}
             for p in parameters
@@ -314,6 +320,7 @@ class JobStore:
                         connection.rollback()
                         return False
                     self._insert_parameters.rows(cursor, rows)
+                    self.coordination.announce_on(cursor, job.id, job.owner, phase=False)
                 finally:
                     cursor.close()
                 connection.commit()
@@ -343,9 +350,9 @@ class JobStore:
         results: Iterable[Result] = (),
         stored_bytes: int | None = None,
         quota: Quota | None = None,
-    ) -> bool:
+    ) -> str | None:
         """Set the phase if the job is in one of ``allowed_from`` (and its owner's jobs
-        meet ``quota``); True if it changed.
+        meet ``quota``); the job's owner if it changed, else None.
 
         The other values given (None leaves a column as it is) and the job's results
         (replacing any registered before) are written in the same transaction, so that
@@ -385,13 +392,13 @@ class JobStore:
             for r in results
         ]
         with self._writing(quota) as conn:
-            changed = conn.execute(statement).rowcount == 1
-            if changed and result_rows:
+            owner = conn.execute(statement.returning(JobRow.owner)).scalar_one_or_none()
+            if owner is not None and result_rows:
                 conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
                 conn.execute(insert(ResultRow), result_rows)
-            if changed:
-                self.coordination.announce(conn, job_id)
-        return changed
+            if owner is not None:
+                self.coordination.announce(conn, job_id, owner)
+        return owner
 
     def set_external_id(self, job_id: str, external_id: str) -> bool:
         """Record the id the manager gave the job; True if the job exists."""
@@ -412,7 +419,10 @@ class JobStore:
         if only_in is not None:
             statement = statement.where(JobRow.phase.in_(_phases(only_in)))
         with self._writing() as conn:
-            return conn.execute(statement).rowcount == 1
+            owner = conn.execute(statement.returning(JobRow.owner)).scalar_one_or_none()
+            if owner is not None:
+                self.coordination.announce(conn, job_id, owner, phase=False)
+            return owner is not None
 
     def set_parameters(
         self,
@@ -440,8 +450,10 @@ class JobStore:
             )
             if quota is not None:
                 guard = guard.where(self._quota_clause(quota))
-            if conn.execute(guard).rowcount != 1:
+            owner = conn.execute(guard.returning(JobRow.owner)).scalar_one_or_none()
+            if owner is None:
                 return False
+            self.coordination.announce(conn, job_id, owner, phase=False)
             for param in parameters:
                 conn.execute(
                     delete(ParameterRow).where(
@@ -471,7 +483,8 @@ class JobStore:
             # and a delete taking the results first deadlocked with a change_phase
             # recording them. Its parameters and results go with it (ON DELETE CASCADE),
             # and are deleted explicitly too, for a connection without foreign keys.
-            conn.execute(delete(JobRow).where(JobRow.id == job_id))
+            deleted = delete(JobRow).where(JobRow.id == job_id).returning(JobRow.owner)
+            owner = conn.execute(deleted).scalar_one_or_none()
             conn.execute(delete(ResultRow).where(ResultRow.job_id == job_id))
             conn.execute(delete(ParameterRow).where(ParameterRow.job_id == job_id))
-            self.coordination.announce(conn, job_id)
+            self.coordination.announce(conn, job_id, owner)

@@ -62,16 +62,54 @@ class JobRow(Base):
     # What the job's files take: its inputs when saved, its whole directory once ended
     # (owner_usage adds these up).
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # When the job last changed, in the database's order of changes: set by triggers on
+    # every insert and update, whatever the writer gives (migration 0005; changes.py).
+    change_seq: Mapped[int | None] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (
         # Job lists: per job type, newest first, optionally by phase.
         Index("ix_jobs_list", "jobname", "creation_time", "id"),
         Index("ix_jobs_list_phase", "jobname", "phase", "creation_time", "id"),
-        # Reconciler (active jobs), destruction sweep, an owner's jobs.
+        # An owner's jobs, newest first, optionally by phase (storage/listing.py).
+        Index("ix_jobs_owner_list", "owner", "creation_time", "id"),
+        Index("ix_jobs_owner_phase", "owner", "phase", "creation_time", "id"),
+        # Reconciler (active jobs), destruction sweep.
         Index("ix_jobs_phase", "phase"),
         Index("ix_jobs_destruction", "destruction_time"),
-        Index("ix_jobs_owner_phase", "owner", "phase"),
+        # The change feed: an owner's changes, and everybody's (admins).
+        Index("ix_jobs_owner_changes", "owner", "change_seq"),
+        Index("ix_jobs_changes", "change_seq"),
     )
+
+
+class JobTombstoneRow(Base):
+    """A deleted job, for the change feed (migration 0005): written by a trigger on
+    every delete of a job, with the change's number and the database's time; forgotten
+    after a while (storage/changes.py)."""
+
+    __tablename__ = "job_tombstones"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    change_seq: Mapped[int] = mapped_column(BigInteger)
+    deleted_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_job_tombstones_owner", "owner", "change_seq"),
+        Index("ix_job_tombstones_changes", "change_seq"),
+        Index("ix_job_tombstones_time", "deleted_time"),
+    )
+
+
+class ChangeMarkRow(Base):
+    """Numbers of the change feed (migration 0005): ``last``, the number of the last
+    change (SQLite's counter; PostgreSQL numbers changes by transaction id), and
+    ``pruned``, the highest number of a tombstone forgotten."""
+
+    __tablename__ = "change_marks"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class OwnerUsageRow(Base):
@@ -151,3 +189,42 @@ class AuthFailureRow(Base):
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     __table_args__ = (Index("ix_auth_failures_last", "last_failure"),)
+
+
+class SessionRow(Base):
+    """A signed-in browser session (migration 0004): the SHA-256 of its cookie value
+    only, its user (gone with the user), its CSRF token, and when it began, was last
+    seen (written at most every minute) and ends unless it is used again (the sweep's)."""
+
+    __tablename__ = "sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_sessions_expires", "expires"),
+        Index("ix_sessions_user", "user_name"),
+    )
+
+
+class SharedLinkRow(Base):
+    """A shared link of one result (migration 0006): the SHA-256 of its token only, the
+    job and result it reads (gone with the job), who made it, and when it ends."""
+
+    __tablename__ = "shared_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    result_id: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_shared_links_expires", "expires"),
+        Index("ix_shared_links_job", "job_id"),
+    )

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from opus.core.records import User
-from opus.server.storage.engine import HotQuery, storable
+from opus.server.storage.engine import HotQuery, driver_time, storable
 from opus.server.storage.models import JobRow, UserRow
 
 _USER_COLUMNS = list(UserRow.__table__.columns)
@@ -42,15 +42,6 @@ def _user_from_row(row: Any) -> User:
     return User(**values)
 
 
-def _driver_time(value: Any) -> datetime | None:
-    """A time read on the driver (SQLite gives text), timezone-aware UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else None
-
-
 def _user_from_driver(row: tuple[Any, ...]) -> User:
     """A user from a row of the driver (SQLite gives text times and integer flags)."""
     names = ("name", "roles", "active", "token_hash", "password_hash", "creation_time")
@@ -61,7 +52,7 @@ def _user_from_driver(row: tuple[Any, ...]) -> User:
         active=bool(values["active"]),
         token_hash=values["token_hash"],
         password_hash=values["password_hash"],
-        creation_time=_driver_time(values["creation_time"]) or datetime.now(UTC),
+        creation_time=driver_time(values["creation_time"]) or datetime.now(UTC),
     )
 
 
@@ -133,7 +124,7 @@ class UserStore:
             return None, None
         found = row[0] is not None
         user = _user_from_driver(row[:6] if found else self._absent)
-        return (user if found else None), _driver_time(row[6])
+        return (user if found else None), driver_time(row[6])
 
     def all(self) -> list[User]:
         """Every user, by name."""

@@ -1,0 +1,186 @@
+"""Job lists a page at a time, newest first: keyset paging over the list indexes.
+
+A page is the jobs older than a position, the (creation_time, id) of the last job of
+the page before, in the order of the indexes that list them: ``ix_jobs_owner_list``
+(an owner's jobs), ``ix_jobs_owner_phase`` (an owner's jobs in one phase), and for
+every owner's jobs (admins) ``ix_jobs_list`` and ``ix_jobs_list_phase`` (a job type's,
+in one phase). A filter the index orders by is a *branch*, read as an index range from
+the position down; several phases (or, for every owner, several job types) are several
+branches, merged in order. So a page costs one index descent and ``limit`` rows per
+branch however many jobs come before or after it: the tenth-thousandth page costs what
+the first does, where OFFSET would read every row before it.
+
+The other filters (the job types of an owner's list, the run id, ARCHIVED left out)
+are tested on the rows as they come, and a request reads at most ``budget`` rows: when
+they are spent before the page is full, the page ends there and its position says where
+the next one starts. A search that matches few jobs answers in bounded time, with
+fewer jobs than asked for and a next position, never by reading a whole table.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.engine import Connection, Engine
+
+from opus.core.phases import Phase
+from opus.core.records import JobSummary
+from opus.server.storage.models import JobRow
+
+# What a list line shows (JobSummary's fields, in its order).
+SUMMARY_COLUMNS = (
+    JobRow.id,
+    JobRow.phase,
+    JobRow.run_id,
+    JobRow.owner,
+    JobRow.creation_time,
+    JobRow.jobname,
+    JobRow.start_time,
+    JobRow.end_time,
+    JobRow.version,
+)
+# Rows a branch reads at a time past its first read (a page's worth): twice what the
+# page still lacks, within these bounds.
+CHUNK_ROWS_MIN = 16
+CHUNK_ROWS_MAX = 500
+
+
+def summary_from_row(row: Sequence[Any]) -> JobSummary:
+    """A JobSummary from a row of SUMMARY_COLUMNS."""
+    job_id, phase, run_id, owner, created, jobname, started, ended, version = row[:9]
+    return JobSummary(
+        job_id, Phase(phase), run_id, owner, created, jobname, started, ended, int(version)
+    )
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page of a list ends: the (creation_time, id) of its last job."""
+
+    creation_time: datetime
+    job_id: str
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """Which jobs a list holds.
+
+    ``owner`` None lists every owner's jobs; ``jobnames`` are the job types listed (never
+    empty); ``phases`` empty means every phase but ARCHIVED; ``run_id`` is a part of the
+    run id, in any case; ``after``, a time the jobs were created strictly after.
+    """
+
+    owner: str | None
+    jobnames: tuple[str, ...]
+    phases: tuple[Phase, ...] = ()
+    run_id: str | None = None
+    after: datetime | None = None
+
+    def branches(self) -> list[list[Any]]:
+        """The conditions of each index range to read (see the module's docstring)."""
+        phases: list[Phase | None] = list(self.phases) or [None]
+        if self.owner is not None:
+            return [
+                [JobRow.owner == self.owner, *([] if p is None else [JobRow.phase == p.value])]
+                for p in phases
+            ]
+        return [
+            [JobRow.jobname == name, *([] if p is None else [JobRow.phase == p.value])]
+            for name in self.jobnames
+            for p in phases
+        ]
+
+    def keeps(self, row: Sequence[Any]) -> bool:
+        """Whether a row of a branch belongs to the list (the filters no index orders)."""
+        if not self.phases and row[1] == Phase.ARCHIVED.value:
+            return False
+        if self.owner is not None and row[5] not in self.jobnames:
+            return False
+        if self.run_id is not None:
+            return self.run_id.casefold() in (row[2] or "").casefold()
+        return True
+
+
+def _position(row: Sequence[Any]) -> Position:
+    return Position(row[4], row[0])
+
+
+class JobLists:
+    """Pages of job lists (one connection per page, released before it is returned)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def page(
+        self, where: ListFilter, before: Position | None, limit: int, budget: int
+    ) -> tuple[list[JobSummary], Position | None]:
+        """The first ``limit`` jobs of the list older than ``before`` (newest first),
+        and the position after which the list goes on (None: it ends here).
+
+        At most ``budget`` rows are read (at least ``limit + 1``): a page they do not
+        fill ends where they did, with fewer jobs and a position.
+        """
+        budget = max(budget, limit + 1)
+        kept: list[Sequence[Any]] = []
+
+        def lacking() -> int:
+            return limit + 1 - len(kept)
+
+        with self.engine.connect() as conn:
+            branches = [
+                self._branch(conn, conditions, where.after, before, lacking)
+                for conditions in where.branches()
+            ]
+            merged = heapq.merge(*branches, key=lambda row: (row[4], row[0]), reverse=True)
+            read = 0
+            last: Sequence[Any] | None = None
+            for row in merged:
+                read += 1
+                last = row
+                if where.keeps(row):
+                    kept.append(row)
+                    if len(kept) > limit:
+                        break
+                if read >= budget:
+                    break
+        if len(kept) > limit:
+            return [summary_from_row(r) for r in kept[:limit]], _position(kept[limit - 1])
+        jobs = [summary_from_row(r) for r in kept]
+        if read >= budget and last is not None:
+            return jobs, _position(last)
+        return jobs, None
+
+    @staticmethod
+    def _branch(
+        conn: Connection,
+        conditions: list[Any],
+        after: datetime | None,
+        before: Position | None,
+        lacking: Callable[[], int],
+    ) -> Iterator[Sequence[Any]]:
+        """One index range, newest first, from ``before`` down, read in chunks (each a
+        keyset query: no cursor stays open between them): first what the page lacks,
+        then twice what it still lacks."""
+        rows_wanted = lacking()
+        position = before
+        while True:
+            statement = select(*SUMMARY_COLUMNS).where(*conditions)
+            if position is not None:
+                statement = statement.where(
+                    tuple_(JobRow.creation_time, JobRow.id)
+                    < tuple_(position.creation_time, position.job_id)
+                )
+            if after is not None:
+                statement = statement.where(JobRow.creation_time > after)
+            statement = statement.order_by(JobRow.creation_time.desc(), JobRow.id.desc())
+            rows = conn.execute(statement.limit(rows_wanted)).all()
+            yield from rows
+            if len(rows) < rows_wanted:
+                return
+            position = _position(rows[-1])
+            rows_wanted = min(CHUNK_ROWS_MAX, max(CHUNK_ROWS_MIN, 2 * lacking()))

@@ -1,0 +1,1 @@
+<span class="badge {{phase_style(phase)}}" data-phase="{{phase}}">{{phase}}</span>
