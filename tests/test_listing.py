@@ -187,6 +187,48 @@ def test_paging_through_520_jobs_while_jobs_are_created(service: JobService) -> 
     assert all(len(page) == 50 for page in pages[:-1])
 
 
+def pages_back(service: JobService, caller: Caller, newer: str, **filters) -> list[list[str]]:
+    """The ids of every page from a "newer" cursor back up to the first page."""
+    pages = []
+    while True:
+        page = service.list_user_jobs(caller, newer=newer, **filters)
+        pages.append([job.job_id for job in page.jobs])
+        if page.newer_cursor is None:
+            return pages
+        newer = page.newer_cursor
+
+
+def test_newer_pages_lead_back_to_the_first(service: JobService) -> None:
+    add_jobs(service, "alice", 23)
+    add_jobs(service, "alice", 4, phase=Phase.EXECUTING)
+    add_jobs(service, "bob", 5)
+    forward = every_page(service, ALICE, limit=5)
+    assert [len(page) for page in forward] == [5, 5, 5, 5, 5, 2]
+    first = service.list_user_jobs(ALICE, limit=5)
+    assert first.newer_cursor is None
+    # From the last page, each "newer" page is the page before it, the same jobs.
+    last = service.list_user_jobs(ALICE, limit=5)
+    for _ in range(5):
+        last = service.list_user_jobs(ALICE, cursor=last.next_cursor, limit=5)
+    assert [j.job_id for j in last.jobs] == forward[-1] and last.newer_cursor
+    back = pages_back(service, ALICE, last.newer_cursor, limit=5)
+    assert back == forward[-2::-1]
+    # A page whose newer jobs do not fill a page: the way back gives the first page, full.
+    second = service.list_user_jobs(ALICE, cursor=first.next_cursor, limit=5)
+    shifted = service.list_user_jobs(ALICE, cursor=second.next_cursor, limit=3)
+    again = service.list_user_jobs(ALICE, newer=shifted.newer_cursor, limit=10)
+    assert [j.job_id for j in again.jobs] == flat(forward)[:10] and again.newer_cursor is None
+    # Filters apply on the way back too.
+    phases = [Phase.EXECUTING]
+    running = every_page(service, ALICE, phases=phases, limit=2)
+    tail = service.list_user_jobs(ALICE, phases=phases, limit=2, cursor=None)
+    tail = service.list_user_jobs(ALICE, phases=phases, limit=2, cursor=tail.next_cursor)
+    assert [j.job_id for j in tail.jobs] == running[1]
+    assert pages_back(service, ALICE, tail.newer_cursor, phases=phases, limit=2) == [running[0]]
+    with pytest.raises(BadRequest):
+        service.list_user_jobs(ALICE, newer="not a cursor")
+
+
 def test_a_search_reads_a_bounded_number_of_jobs(service: JobService, monkeypatch) -> None:
     monkeypatch.setattr(service_listing, "SCAN_BUDGET", 100)
     needles = add_jobs(service, "alice", 3, run_id="needle")

@@ -107,9 +107,16 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             raise BadRequest(f"phase: {exc}") from None
         run_id = (query.get("run_id") or "").strip() or None
         cursor = query.get("cursor") or None
+        newer = query.get("newer") or None
         limit = _page_size(query.get("limit"))
         page = service.list_user_jobs(
-            viewer.caller, types=types, phases=phases, run_id=run_id, cursor=cursor, limit=limit
+            viewer.caller,
+            types=types,
+            phases=phases,
+            run_id=run_id,
+            cursor=cursor,
+            limit=limit,
+            newer=newer,
         )
         title = f"{types[0]} jobs" if len(types) == 1 else "Jobs"
         return pages.page(
@@ -120,7 +127,8 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             types=types,
             phases=phases,
             run_id=run_id or "",
-            cursor=cursor or "",
+            # Not the first page: the live list adds no new job at its top.
+            cursor=(cursor or newer or "") if page.newer_cursor else "",
             limit=limit,
             list_url=request.path + (f"?{request.query_string}" if request.query_string else ""),
         )

@@ -113,11 +113,13 @@ class JobPage:
     A page may hold fewer jobs than asked for and still have a next cursor: a search
     looks at a bounded number of jobs per request. ``changes`` is a token of the change
     feed read before the page: changes made after it are reported from it.
+    ``newer_cursor`` asks for the page of newer jobs before it (None on the first page).
     """
 
     jobs: tuple[JobSummary, ...]
     next_cursor: str | None
     changes: str
+    newer_cursor: str | None = None
 
 
 @dataclass(frozen=True)

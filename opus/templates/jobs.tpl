@@ -46,8 +46,9 @@
 </form>
 <nav aria-label="Pages of the job list">
   <ul class="pagination">
-% if cursor:
+% if page.newer_cursor:
     <li class="page-item"><a class="page-link" href="/jobs{{query(type=types, phase=list(phases), run_id=run_id, limit=limit)}}">Newest jobs</a></li>
+    <li class="page-item"><a class="page-link" href="/jobs{{query(type=types, phase=list(phases), run_id=run_id, limit=limit, newer=page.newer_cursor)}}" rel="prev">Newer jobs</a></li>
 % end
 % if page.next_cursor:
     <li class="page-item"><a class="page-link" href="/jobs{{query(type=types, phase=list(phases), run_id=run_id, limit=limit, cursor=page.next_cursor)}}" rel="next">Older jobs</a></li>

@@ -110,12 +110,17 @@ def test_paging_with_the_cursor(bob_page: Page, jobs: Jobs) -> None:
     seen = [job_id for shown in pages for job_id in shown]
     assert len(seen) == len(set(seen)) == TOTAL
     assert set(seen) == jobs.all
-    # The browser's Back is the previous page; "Newest jobs" the first.
-    page.go_back()
+    # "Newer jobs" is the page before, up to the first; "Newest jobs" the first.
+    page.get_by_role("link", name="Newer jobs").click()
+    expect(page).to_have_url(re.compile(r"newer="))
     expect(page.locator("tbody tr[data-job]").first).to_have_attribute(
         "data-job", re.compile(pages[1][0])
     )
     assert listed(page) == pages[1]
+    page.get_by_role("link", name="Newer jobs").click()
+    expect(page.get_by_role("link", name="Newer jobs")).to_have_count(0)
+    assert listed(page) == pages[0]
+    page.go_back()
     page.get_by_role("link", name="Newest jobs").click()
     expect(page.locator("tbody tr[data-job]")).to_have_count(200)
     assert listed(page) == pages[0]

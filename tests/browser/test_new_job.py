@@ -1,6 +1,7 @@
 """Every shipped example job, created from its form and watched to its end on its page,
 which changes in place (no reload): sleep, fail, append_text (an upload, and a URL),
-plot (its image preview). A refusal of the server draws the form again at its field."""
+plot (its image preview), fits_image (its FITS quick look and VOTable rows). A refusal
+of the server draws the form again at its field."""
 
 from __future__ import annotations
 
@@ -166,6 +167,25 @@ def test_plot_shows_its_image(alice_page: Page, api: Api) -> None:
     expect(image).to_be_visible()
     assert wait_image(page, image) > 0, "the plot did not load"
     screenshot(page, "job-plot")
+
+
+def test_fits_image_shows_its_quick_look_and_catalogue(alice_page: Page, api: Api) -> None:
+    page = alice_page
+    open_form(page, "fits_image")
+    show_optional(page)
+    field(page, "stars").fill("12")
+    field(page, "size").fill("128")
+    save_and_run(page, api, "fits_image")
+    expect_phase(page, "COMPLETED")
+    assert_not_reloaded(page)
+    image = page.get_by_role("img", name="Quick look of the image of field.fits")
+    expect(image).to_be_visible()
+    assert wait_image(page, image) > 0, "the quick look did not load"
+    expect(page.get_by_text("NAXIS1").first).to_be_visible()
+    # The catalogue's first rows: 12 stars, of which the job page shows 10.
+    flux = page.get_by_role("columnheader", name=re.compile(r"^flux"))
+    expect(page.locator("table", has=flux).locator("tbody tr")).to_have_count(10)
+    screenshot(page, "job-fits")
 
 
 def test_a_refusal_is_shown_at_its_field(alice_page: Page, watch: PageWatch) -> None:

@@ -41,6 +41,10 @@ SCAN_BUDGET = 5000
 CHANGES_MAX = 500
 
 
+def _position_of(job: JobSummary) -> Position:
+    return Position(job.creation_time, job.job_id)
+
+
 def encode_cursor(position: Position) -> str:
     """The opaque cursor of a list position."""
     when = position.creation_time.astimezone(UTC).isoformat(timespec="microseconds")
@@ -123,6 +127,7 @@ class JobListing:
         cursor: str | None = None,
         limit: int = PAGE_SIZE,
         after: datetime | None = None,
+        newer: str | None = None,
     ) -> JobPage:
         """A page of the jobs the caller may see (its own; every owner's for an admin),
         newest first (by creation time, then id).
@@ -134,6 +139,8 @@ class JobListing:
         naming CURSOR if it is not one). ``limit``: 1 to PAGE_SIZE_MAX jobs (BadRequest
         naming LAST otherwise). A page reads at most SCAN_BUDGET jobs: a search may
         return fewer jobs than ``limit`` with a ``next_cursor`` to go on from.
+        ``newer``: the ``newer_cursor`` of the page after (the way back, instead of
+        ``cursor``); past the newest jobs, the first page.
         """
         if not 1 <= limit <= PAGE_SIZE_MAX:
             raise BadRequest(f"LAST must be from 1 to {PAGE_SIZE_MAX}, not {limit}", "LAST")
@@ -151,9 +158,19 @@ class JobListing:
         token = self.store.changes.token()
         if not where.jobnames:
             return JobPage((), None, token)
+        if newer:
+            newer_than = decode_cursor(newer)
+            jobs, top = self.store.lists.newer_page(where, newer_than, limit, SCAN_BUDGET)
+            if top is not None:
+                oldest = _position_of(jobs[-1]) if jobs else newer_than
+                return JobPage(tuple(jobs), encode_cursor(oldest), token, encode_cursor(top))
+            before = None  # the newest jobs are reached: the first page, full
         jobs, position = self.store.lists.page(where, before, limit, SCAN_BUDGET)
         next_cursor = None if position is None else encode_cursor(position)
-        return JobPage(tuple(jobs), next_cursor, token)
+        newer_cursor = None
+        if before is not None:
+            newer_cursor = encode_cursor(_position_of(jobs[0]) if jobs else before)
+        return JobPage(tuple(jobs), next_cursor, token, newer_cursor)
 
     # -- the change feed ----------------------------------------------------------------
 

@@ -15,6 +15,9 @@ are tested on the rows as they come, and a request reads at most ``budget`` rows
 they are spent before the page is full, the page ends there and its position says where
 the next one starts. A search that matches few jobs answers in bounded time, with
 fewer jobs than asked for and a next position, never by reading a whole table.
+
+The way back (``newer_page``, a page's "Newer jobs" link) reads the same ranges upwards
+from a position, oldest first, and hands the page back newest first.
 """
 
 from __future__ import annotations
@@ -106,6 +109,11 @@ class ListFilter:
         return True
 
 
+def _order(row: Sequence[Any]) -> tuple[Any, Any]:
+    """The key the lists are ordered by: (creation_time, id)."""
+    return (row[4], row[0])
+
+
 def _position(row: Sequence[Any]) -> Position:
     return Position(row[4], row[0])
 
@@ -136,7 +144,7 @@ class JobLists:
                 self._branch(conn, conditions, where.after, before, lacking)
                 for conditions in where.branches()
             ]
-            merged = heapq.merge(*branches, key=lambda row: (row[4], row[0]), reverse=True)
+            merged = heapq.merge(*branches, key=_order, reverse=True)
             read = 0
             last: Sequence[Any] | None = None
             for row in merged:
@@ -155,29 +163,68 @@ class JobLists:
             return jobs, _position(last)
         return jobs, None
 
+    def newer_page(
+        self, where: ListFilter, newer_than: Position, limit: int, budget: int
+    ) -> tuple[list[JobSummary], Position | None]:
+        """The ``limit`` jobs of the list just newer than ``newer_than``, newest first,
+        and the position of the page's newest job when the list has newer ones still
+        (None: the page is the list's newest). ``budget`` bounds the rows read as for
+        ``page``: a page it cuts short ends at the newest row read."""
+        budget = max(budget, limit + 1)
+        kept: list[Sequence[Any]] = []
+
+        def lacking() -> int:
+            return limit + 1 - len(kept)
+
+        with self.engine.connect() as conn:
+            branches = [
+                self._branch(conn, conditions, where.after, newer_than, lacking, upwards=True)
+                for conditions in where.branches()
+            ]
+            read = 0
+            last: Sequence[Any] | None = None
+            for row in heapq.merge(*branches, key=_order):
+                read += 1
+                last = row
+                if where.keeps(row):
+                    kept.append(row)
+                    if len(kept) > limit:
+                        break
+                if read >= budget:
+                    break
+        if len(kept) > limit:
+            return [summary_from_row(r) for r in reversed(kept[:limit])], _position(kept[limit - 1])
+        jobs = [summary_from_row(r) for r in reversed(kept)]
+        if read >= budget and last is not None:
+            return jobs, _position(last)
+        return jobs, None
+
     @staticmethod
     def _branch(
         conn: Connection,
         conditions: list[Any],
         after: datetime | None,
-        before: Position | None,
+        start: Position | None,
         lacking: Callable[[], int],
+        upwards: bool = False,
     ) -> Iterator[Sequence[Any]]:
-        """One index range, newest first, from ``before`` down, read in chunks (each a
-        keyset query: no cursor stays open between them): first what the page lacks,
-        then twice what it still lacks."""
+        """One index range, newest first from ``start`` down (oldest first from it up,
+        ``upwards``), read in chunks (each a keyset query: no cursor stays open between
+        them): first what the page lacks, then twice what it still lacks."""
         rows_wanted = lacking()
-        position = before
+        position = start
+        key = tuple_(JobRow.creation_time, JobRow.id)
         while True:
             statement = select(*SUMMARY_COLUMNS).where(*conditions)
             if position is not None:
-                statement = statement.where(
-                    tuple_(JobRow.creation_time, JobRow.id)
-                    < tuple_(position.creation_time, position.job_id)
-                )
+                mark = tuple_(position.creation_time, position.job_id)
+                statement = statement.where(key > mark if upwards else key < mark)
             if after is not None:
                 statement = statement.where(JobRow.creation_time > after)
-            statement = statement.order_by(JobRow.creation_time.desc(), JobRow.id.desc())
+            if upwards:
+                statement = statement.order_by(JobRow.creation_time, JobRow.id)
+            else:
+                statement = statement.order_by(JobRow.creation_time.desc(), JobRow.id.desc())
             rows = conn.execute(statement.limit(rows_wanted)).all()
             yield from rows
             if len(rows) < rows_wanted:
