@@ -180,11 +180,55 @@ def test_paging_through_520_jobs_while_jobs_are_created(service: JobService) -> 
         stop.set()
         creator.join(30)
     listed = flat(pages)
-    assert len(listed) == len(set(listed)), "no job twice"
+    twice = {job_id for job_id in listed if listed.count(job_id) > 1}
+    assert not twice, [
+        (
+            index,
+            [
+                (j.job_id, j.creation_time)
+                for j in service.list_user_jobs(ALICE, limit=500).jobs
+                if j.job_id in twice
+            ],
+            page[:2],
+            page[-2:],
+        )
+        for index, page in enumerate(pages)
+        if twice & set(page)
+    ]
     assert set(before) <= set(listed), "no job that was there is missed"
     assert set(listed) <= set(before) | set(created)
     assert created, "jobs were created meanwhile"
     assert all(len(page) == 50 for page in pages[:-1])
+
+
+def test_jobs_created_in_the_same_millisecond_page_by_id(service: JobService) -> None:
+    """Ties on the creation time (times are kept to the millisecond) are ordered by id,
+    on the way down and the way back: no job twice, none missed."""
+    start = utcnow()
+    ids = []
+    for index in range(40):
+        job_id = f"tie{index % 7}{index:03d}"
+        created = start + timedelta(milliseconds=index // 8)  # 8 jobs per millisecond
+        job = Job(
+            *(job_id, "sleep", None, "alice", Phase.PENDING, created, None, None),
+            *(created + timedelta(days=1), None, created, 60, None, None, None, ""),
+        )
+        assert service.store.insert_job(job, [])
+        ids.append(job_id)
+    expected = [j.job_id for j in service.list_user_jobs(ALICE, limit=100).jobs]
+    assert sorted(expected) == sorted(ids)
+    for limit in (1, 3, 8):
+        assert flat(every_page(service, ALICE, limit=limit)) == expected
+        page = service.list_user_jobs(ALICE, limit=limit)
+        while page.next_cursor:
+            page = service.list_user_jobs(ALICE, cursor=page.next_cursor, limit=limit)
+        # Back up: each newer page ends just above the page it was asked from.
+        while page.newer_cursor:
+            top = expected.index(page.jobs[0].job_id)
+            page = service.list_user_jobs(ALICE, newer=page.newer_cursor, limit=limit)
+            shown = [j.job_id for j in page.jobs]
+            assert shown == expected[max(0, top - limit) : top] or shown == expected[:limit]
+        assert [j.job_id for j in page.jobs] == expected[:limit]
 
 
 def pages_back(service: JobService, caller: Caller, newer: str, **filters) -> list[list[str]]:
