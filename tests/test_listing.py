@@ -73,12 +73,13 @@ def every_page(service: JobService, caller: Caller, **filters) -> list[list[str]
     """The ids of every page of a list, following the cursors."""
     pages = []
     cursor = None
-    while True:
+    while len(pages) < 2000:  # a cursor that does not move on would loop forever
         page = service.list_user_jobs(caller, cursor=cursor, **filters)
         pages.append([job.job_id for job in page.jobs])
         if page.next_cursor is None:
             return pages
         cursor = page.next_cursor
+    raise AssertionError(f"the list does not end: {pages[:3]}…")
 
 
 # -- the list ------------------------------------------------------------------------
@@ -229,6 +230,24 @@ def test_jobs_created_in_the_same_millisecond_page_by_id(service: JobService) ->
             shown = [j.job_id for j in page.jobs]
             assert shown == expected[max(0, top - limit) : top] or shown == expected[:limit]
         assert [j.job_id for j in page.jobs] == expected[:limit]
+
+
+def test_a_job_created_on_a_whole_second_ends_a_page_once(service: JobService) -> None:
+    """A creation time without a fraction of a second is stored as every other time is
+    (storage/engine.py, HotInsert): a page that ends on such a job does not list it
+    again at the top of the next one."""
+    whole = utcnow().replace(microsecond=0)
+    ids = []
+    for index in range(4):
+        created = whole + timedelta(milliseconds=index - 1)  # .999, .000, .001, .002
+        job = Job(
+            *(f"whole{index}", "sleep", None, "alice", Phase.PENDING, created, None, None),
+            *(created + timedelta(days=1), None, created, 60, None, None, None, ""),
+        )
+        assert service.store.insert_job(job, [])
+        ids.append(job.id)
+    for limit in (1, 2, 3):
+        assert flat(every_page(service, ALICE, limit=limit)) == ids[::-1]
 
 
 def pages_back(service: JobService, caller: Caller, newer: str, **filters) -> list[list[str]]:

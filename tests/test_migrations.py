@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, insert, inspect, select, text
+from sqlalchemy import Column, Integer, MetaData, insert, inspect, select, text, tuple_
 from sqlalchemy.engine import Engine, Inspector, make_url
 
 from opus.commandline import MAIN_MODULE, opus_command
@@ -125,11 +125,11 @@ def refusal(url: str, command: str) -> str:
 
 
 def test_upgrade_of_an_empty_database(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == schema.head_revision() == "0006"
+    assert schema.upgrade(empty_url) == schema.head_revision() == "0007"
     engine = engine_of(empty_url, engines)
     assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
-    assert revision_rows(engine) == ["0006"]
-    assert schema.check(engine) == "0006"
+    assert revision_rows(engine) == ["0007"]
+    assert schema.check(engine) == "0007"
 
 
 def test_migrated_schema_equals_the_models(empty_url: str, engines: list[Engine]) -> None:
@@ -209,11 +209,11 @@ def test_cascading_deletes_work_after_migration(empty_url: str, engines: list[En
 
 
 def test_upgrade_is_idempotent(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == "0006"
+    assert schema.upgrade(empty_url) == "0007"
     UserStore(engine_of(empty_url, engines)).add(a_user("kept"))
-    assert schema.upgrade(empty_url) == "0006"
+    assert schema.upgrade(empty_url) == "0007"
     engine = engine_of(empty_url, engines)
-    assert revision_rows(engine) == ["0006"]
+    assert revision_rows(engine) == ["0007"]
     assert differences(engine) == []
     assert UserStore(engine).get("kept") is not None
 
@@ -230,12 +230,12 @@ def test_pre_migration_database_is_stamped(empty_url: str, engines: list[Engine]
             table.drop(conn)
     Base.metadata.create_all(engine)  # what OPUS did before it had migrations
     UserStore(engine).add(a_user("old"))
-    with pytest.raises(schema.SchemaError, match="at revision none, expected 0006"):
+    with pytest.raises(schema.SchemaError, match="at revision none, expected 0007"):
         schema.check(engine)
 
-    assert schema.upgrade(empty_url) == "0006"
-    assert schema.check(engine) == "0006"
-    assert revision_rows(engine) == ["0006"]
+    assert schema.upgrade(empty_url) == "0007"
+    assert schema.check(engine) == "0007"
+    assert revision_rows(engine) == ["0007"]
     assert differences(engine) == []
     assert UserStore(engine).get("old") is not None, "the data is kept"
 
@@ -251,7 +251,7 @@ def test_database_of_an_older_version_gets_the_missing_tables(
         # Nor the sessions of users, which came later still.
         for name in ("sessions", "users", "leases"):
             Base.metadata.tables[name].drop(conn)
-    assert schema.upgrade(empty_url) == "0006"
+    assert schema.upgrade(empty_url) == "0007"
     assert differences(engine) == []
 
 
@@ -335,17 +335,17 @@ def test_commands_refuse_an_unmigrated_database(
 def test_db_upgrade_and_current(empty_url: str, tmp_path: Path) -> None:
     before = opus("db", "current", url=empty_url, tmp_path=tmp_path)
     assert before.returncode == 0, before.stderr
-    assert before.stdout == f"none (not at head 0006: run `{COMMAND} db upgrade`)\n"
+    assert before.stdout == f"none (not at head 0007: run `{COMMAND} db upgrade`)\n"
 
     shown = schema.display_url(empty_url)
     upgraded = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0006\n"
+    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0007\n"
     again = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
-    assert again.stdout == f"database {shown}: already at revision 0006 (head)\n"
+    assert again.stdout == f"database {shown}: already at revision 0007 (head)\n"
 
     after = opus("db", "current", url=empty_url, tmp_path=tmp_path)
-    assert after.returncode == 0 and after.stdout == "0006 (head)\n"
+    assert after.returncode == 0 and after.stdout == "0007 (head)\n"
     # Now the commands start: `opus user` works on the migrated database.
     listed = opus("user", "list", url=empty_url, tmp_path=tmp_path)
     assert listed.returncode == 0 and listed.stderr == ""
@@ -366,7 +366,7 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
 def test_init_migrates_a_new_database(empty_url: str, tmp_path: Path) -> None:
     done = opus("init", url=empty_url, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"database: {schema.display_url(empty_url)} (schema revision 0006)" in done.stdout
+    assert f"database: {schema.display_url(empty_url)} (schema revision 0007)" in done.stdout
     assert "shown once" in done.stdout
 
 
@@ -429,9 +429,52 @@ def test_jobs_of_revision_0002_store_their_results_bytes(
                 ),
                 {"result_id": result_id, "size": size},
             )
-    assert schema.upgrade(empty_url) == "0006"
+    assert schema.upgrade(empty_url) == "0007"
     with engine.connect() as conn:
         rows = conn.execute(select(JobRow.id, JobRow.stored_bytes, JobRow.version)).all()
     assert sorted(tuple(row) for row in rows) == [("done", 1234, 3), ("new", 0, 3)]
     assert "auth_failures" in inspect(engine).get_table_names()
     assert differences(engine) == []
+
+
+def test_job_times_written_without_their_fraction_get_it(
+    empty_url: str, engines: list[Engine]
+) -> None:
+    """0007 (SQLite) writes ``.000000`` into the times creation once wrote without it; a
+    list page ending on such a job then no longer lists it again on the next page."""
+    from alembic import command
+
+    database = make_url(empty_url).database
+    sqlite = make_url(empty_url).get_backend_name() == "sqlite"
+    if sqlite and database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = engine_of(empty_url, engines)
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), "0006")
+        for job_id, when in (
+            ("whole", "2026-12-02 03:16:58"),
+            ("part", "2026-12-02 03:16:58.500000"),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, jobname, owner, phase, creation_time, phase_time, "
+                    "execution_duration, token_hash, version) VALUES (:id, 'sleep', "
+                    "'anonymous', 'PENDING', :when, :when, 60, '', 0)"
+                ),
+                {"id": job_id, "when": when},
+            )
+    assert schema.upgrade(empty_url) == "0007"
+    with engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT id, creation_time FROM jobs")).all())
+        whole = conn.execute(select(JobRow.creation_time).where(JobRow.id == "whole")).scalar()
+        earlier = conn.execute(
+            select(JobRow.id).where(
+                tuple_(JobRow.creation_time, JobRow.id) < tuple_(whole, "whole")
+            )
+        ).all()
+    if sqlite:
+        assert stored == {
+            "whole": "2026-12-02 03:16:58.000000",
+            "part": "2026-12-02 03:16:58.500000",
+        }
+    assert earlier == [], "a job is never earlier than its own position"

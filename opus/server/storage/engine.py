@@ -116,7 +116,14 @@ class HotInsert:
         markers = ", ".join(marker for _ in columns)
         self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({markers})"  # noqa: S608 - model names
         self.keys = [column.name for column in columns]
-        self.processors = [column.type.bind_processor(engine.dialect) for column in columns]
+        # The dialect's own implementation of each type: a TypeDecorator's bind_processor
+        # would run the generic impl's (none for DateTime), leaving SQLite's sqlite3
+        # adapter to write the text, without the fraction when it is zero — a form the
+        # column's other rows and every bound time compare differently with.
+        self.processors = [
+            column.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+            for column in columns
+        ]
 
     def rows(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert ``rows`` (column name → value) with ``cursor``."""
