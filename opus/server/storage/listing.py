@@ -133,35 +133,8 @@ class JobLists:
         At most ``budget`` rows are read (at least ``limit + 1``): a page they do not
         fill ends where they did, with fewer jobs and a position.
         """
-        budget = max(budget, limit + 1)
-        kept: list[Sequence[Any]] = []
-
-        def lacking() -> int:
-            return limit + 1 - len(kept)
-
-        with self.engine.connect() as conn:
-            branches = [
-                self._branch(conn, conditions, where.after, before, lacking)
-                for conditions in where.branches()
-            ]
-            merged = heapq.merge(*branches, key=_order, reverse=True)
-            read = 0
-            last: Sequence[Any] | None = None
-            for row in merged:
-                read += 1
-                last = row
-                if where.keeps(row):
-                    kept.append(row)
-                    if len(kept) > limit:
-                        break
-                if read >= budget:
-                    break
-        if len(kept) > limit:
-            return [summary_from_row(r) for r in kept[:limit]], _position(kept[limit - 1])
-        jobs = [summary_from_row(r) for r in kept]
-        if read >= budget and last is not None:
-            return jobs, _position(last)
-        return jobs, None
+        kept, position = self._read(where, before, limit, budget, upwards=False)
+        return [summary_from_row(r) for r in kept], position
 
     def newer_page(
         self, where: ListFilter, newer_than: Position, limit: int, budget: int
@@ -170,20 +143,35 @@ class JobLists:
         and the position of the page's newest job when the list has newer ones still
         (None: the page is the list's newest). ``budget`` bounds the rows read as for
         ``page``: a page it cuts short ends at the newest row read."""
+        kept, position = self._read(where, newer_than, limit, budget, upwards=True)
+        return [summary_from_row(r) for r in reversed(kept)], position
+
+    def _read(
+        self,
+        where: ListFilter,
+        start: Position | None,
+        limit: int,
+        budget: int,
+        upwards: bool,
+    ) -> tuple[list[Sequence[Any]], Position | None]:
+        """Up to ``limit`` rows of the list from ``start`` on, in reading order (newest
+        first, or oldest first ``upwards``), and the position to go on from: the last
+        row kept when there are more, the last row read when the budget ran out, else
+        None. Every branch is merged in that order; at most ``budget`` rows are read."""
         budget = max(budget, limit + 1)
         kept: list[Sequence[Any]] = []
 
         def lacking() -> int:
             return limit + 1 - len(kept)
 
+        read = 0
+        last: Sequence[Any] | None = None
         with self.engine.connect() as conn:
             branches = [
-                self._branch(conn, conditions, where.after, newer_than, lacking, upwards=True)
+                self._branch(conn, conditions, where.after, start, lacking, upwards)
                 for conditions in where.branches()
             ]
-            read = 0
-            last: Sequence[Any] | None = None
-            for row in heapq.merge(*branches, key=_order):
+            for row in heapq.merge(*branches, key=_order, reverse=not upwards):
                 read += 1
                 last = row
                 if where.keeps(row):
@@ -193,11 +181,10 @@ class JobLists:
                 if read >= budget:
                     break
         if len(kept) > limit:
-            return [summary_from_row(r) for r in reversed(kept[:limit])], _position(kept[limit - 1])
-        jobs = [summary_from_row(r) for r in reversed(kept)]
+            return kept[:limit], _position(kept[limit - 1])
         if read >= budget and last is not None:
-            return jobs, _position(last)
-        return jobs, None
+            return kept, _position(last)
+        return kept, None
 
     @staticmethod
     def _branch(
