@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 export OPUS_BASE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: run test install install-test lint format bench clean vendor
+.PHONY: run test install install-test lint format bench clean vendor vendor-codemirror
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,56 @@ vendor:
 	     "$$scratch/package/LICENSE-3RD-PARTY.txt" $$dest/ && \
 	  node -p "require('$$scratch/package/package.json').version" > $$dest/VERSION && \
 	  echo "tests/vendor/axe-core: axe-core $$(cat $$dest/VERSION)"
+
+# The job definition editor's libraries (docs/client.md), from npm, into static/vendor:
+# CodeMirror 6 (the editors, with the YAML language and the legacy shell mode) bundled
+# by esbuild into ONE minified ES module, and js-yaml's ES module, minified. Only this
+# target needs npm; the files are committed. The bundle's packages, their versions and
+# licences are written next to it (VERSIONS, LICENSE). CODEMIRROR=6.0.2, JSYAML=4.3.2,
+# ESBUILD=0.28.2 pin versions.
+CODEMIRROR ?= 6
+JSYAML ?= 4
+ESBUILD ?= 0
+CODEMIRROR_EXPORTS := \
+	"export { EditorView, keymap } from '@codemirror/view';" \
+	"export { EditorState, Compartment } from '@codemirror/state';" \
+	"export { basicSetup } from 'codemirror';" \
+	"export { StreamLanguage } from '@codemirror/language';" \
+	"export { shell } from '@codemirror/legacy-modes/mode/shell';" \
+	"export { yaml } from '@codemirror/lang-yaml';" \
+	"export { setDiagnostics, lintGutter } from '@codemirror/lint';"
+# Which packages esbuild put in the bundle (its metafile), with their versions and licences.
+CODEMIRROR_LICENSES := const fs = require("fs"); \
+	const inputs = Object.keys(require("./meta.json").inputs); \
+	const names = [...new Set(inputs.map((p) => p.match(/node_modules\/((@[^/]+\/)?[^/]+)/)) \
+	  .filter(Boolean).map((m) => m[1]))].sort(); \
+	const pkg = (n) => require(`./node_modules/$${n}/package.json`); \
+	fs.writeFileSync("VERSIONS", names.map((n) => `$${n} $${pkg(n).version}\n`).join("")); \
+	fs.writeFileSync("LICENSE", names.map((n) => `$${n} $${pkg(n).version} ($${pkg(n).license})\n\n` + \
+	  fs.readFileSync(`./node_modules/$${n}/LICENSE`, "utf8").trim() + "\n").join("\n---\n\n"));
+vendor-codemirror:
+	@command -v npm >/dev/null || { echo "make vendor-codemirror needs npm"; exit 1; }
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	  (cd "$$scratch" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund \
+	     "codemirror@$(CODEMIRROR)" "@codemirror/legacy-modes@6" "@codemirror/lang-yaml@6" \
+	     "@codemirror/lint@6" "esbuild@$(ESBUILD)" "js-yaml@$(JSYAML)" && \
+	   printf '%s\n' $(CODEMIRROR_EXPORTS) > entry.mjs && \
+	   npx esbuild entry.mjs --bundle --format=esm --minify --legal-comments=none \
+	     --metafile=meta.json --log-level=warning --outfile=codemirror.js && \
+	   npx esbuild node_modules/js-yaml/dist/js-yaml.mjs --format=esm --minify \
+	     --legal-comments=none --log-level=warning --outfile=js-yaml.js) && \
+	  dest=static/vendor/codemirror && mkdir -p $$dest && \
+	  (printf '/* CodeMirror 6 for OPUS, bundled: see VERSIONS and LICENSE. */\n'; \
+	   cat "$$scratch/codemirror.js") > $$dest/codemirror.js && \
+	  (cd "$$scratch" && node -e '$(CODEMIRROR_LICENSES)') && \
+	  cp "$$scratch/VERSIONS" "$$scratch/LICENSE" $$dest/ && \
+	  echo "static/vendor/codemirror: $$(tr '\n' ' ' < $$dest/VERSIONS)" && \
+	  dest=static/vendor/js-yaml && mkdir -p $$dest && \
+	  version=$$(node -p "require('$$scratch/node_modules/js-yaml/package.json').version") && \
+	  (printf '/*! js-yaml %s https://github.com/nodeca/js-yaml @license MIT */\n' $$version; \
+	   cat "$$scratch/js-yaml.js") > $$dest/js-yaml.js && \
+	  cp "$$scratch/node_modules/js-yaml/LICENSE" $$dest/ && echo $$version > $$dest/VERSION && \
+	  echo "static/vendor/js-yaml: js-yaml $$version"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

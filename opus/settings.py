@@ -15,13 +15,19 @@ environment or the default is taken from the working directory.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 import runpy
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
+# How the connection to MAIL_HOST is secured: plain, upgraded with STARTTLS, or TLS from
+# the start (usually port 465).
+MAIL_SECURITIES = ("none", "starttls", "ssl")
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
@@ -34,6 +40,131 @@ def proxy_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
 
 class SettingsError(ValueError):
     """A setting has a value of the wrong type or an unknown name."""
+
+
+# OIDC_PROVIDERS (docs/oidc.md): a provider's name is a URL path segment; its keys.
+OIDC_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+OIDC_REQUIRED = ("name", "discovery_url", "client_id")
+OIDC_UNKNOWN_USERS = ("refuse", "create")
+# A scope token of RFC 6749 section 3.3: printable ASCII but space, '"' and '\\'.
+OIDC_SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class OIDCProvider:
+    """An OpenID Connect identity provider users may sign in with (OIDC_PROVIDERS)."""
+
+    name: str
+    label: str
+    discovery_url: str
+    client_id: str
+    client_secret: str = field(default="", repr=False)
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    username_claim: str = "preferred_username"
+    unknown_users: str = "refuse"
+    default_roles: tuple[str, ...] = ()
+    # Whether an account of the provider may take an OPUS user of its claimed name that
+    # none of its accounts signs in as yet, at its first sign-in (docs/oidc.md: a risk).
+    link_existing: bool = False
+
+
+def provider_url_allowed(url: str) -> bool:
+    """Whether an URL of a provider (discovery, endpoints, keys) may be used: https, or
+    http on the loopback interface only (a provider on the same machine)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if parts.scheme == "https" and host:
+        return True
+    return parts.scheme == "http" and host in LOOPBACK_HOSTS
+
+
+def oidc_providers(value: object) -> tuple[OIDCProvider, ...]:
+    """The providers of an OIDC_PROVIDERS value: a list of mappings (a settings file),
+    its JSON text (OPUS_OIDC_PROVIDERS), or providers already; SettingsError saying
+    which provider and key is wrong."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except ValueError as exc:
+            raise SettingsError(f"OIDC_PROVIDERS: not a JSON list ({exc})") from None
+    if not isinstance(value, list | tuple):
+        raise SettingsError("OIDC_PROVIDERS must be a list of providers")
+    providers = tuple(_oidc_provider(index, entry) for index, entry in enumerate(value))
+    names = [provider.name for provider in providers]
+    for name in names:
+        if names.count(name) > 1:
+            raise SettingsError(f"OIDC_PROVIDERS: two providers are named {name!r}")
+    return providers
+
+
+def _oidc_provider(index: int, entry: object) -> OIDCProvider:
+    if isinstance(entry, OIDCProvider):
+        return entry
+    where = f"OIDC_PROVIDERS[{index}]"
+    if not isinstance(entry, dict):
+        raise SettingsError(f"{where} must be a mapping of keys to values")
+    known = {item.name for item in fields(OIDCProvider)}
+    unknown = sorted(str(key) for key in entry if key not in known)
+    if unknown:
+        raise SettingsError(f"{where}: unknown key {unknown[0]!r}")
+    missing = [key for key in OIDC_REQUIRED if not entry.get(key)]
+    if missing:
+        raise SettingsError(f"{where}: {missing[0]!r} is required")
+    values = {key: entry[key] for key in entry}
+    for key in ("name", "label", "discovery_url", "client_id", "client_secret", "username_claim"):
+        if key in values and not isinstance(values[key], str):
+            raise SettingsError(f"{where}: {key!r} must be a string")
+    for key in ("scopes", "default_roles"):
+        if key in values:
+            values[key] = _strings(where, key, values[key])
+    if "link_existing" in values and not isinstance(values["link_existing"], bool):
+        raise SettingsError(f"{where}: 'link_existing' must be true or false")
+    values.setdefault("label", values["name"])
+    provider = OIDCProvider(**values)
+    _check_oidc_provider(where, provider)
+    return provider
+
+
+def _strings(where: str, key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise SettingsError(f"{where}: {key!r} must be a list of strings")
+    return tuple(value)
+
+
+def _check_oidc_provider(where: str, provider: OIDCProvider) -> None:
+    if not OIDC_NAME.fullmatch(provider.name):
+        raise SettingsError(
+            f"{where}: 'name' {provider.name!r} must be 1 to 32 lowercase letters, digits, '-'"
+        )
+    if not provider.label.strip():
+        raise SettingsError(f"{where}: 'label' must not be empty")
+    if not provider_url_allowed(provider.discovery_url):
+        raise SettingsError(
+            f"{where}: 'discovery_url' must be an https URL (http only on loopback)"
+        )
+    if "openid" not in provider.scopes:
+        raise SettingsError(f"{where}: 'scopes' must include 'openid'")
+    bad = [scope for scope in provider.scopes if not OIDC_SCOPE.fullmatch(scope)]
+    if bad:
+        raise SettingsError(f"{where}: invalid scope {bad[0]!r}")
+    if not provider.username_claim.strip():
+        raise SettingsError(f"{where}: 'username_claim' must not be empty")
+    if provider.unknown_users not in OIDC_UNKNOWN_USERS:
+        raise SettingsError(f"{where}: 'unknown_users' must be 'refuse' or 'create'")
+    if provider.default_roles and provider.unknown_users != "create":
+        raise SettingsError(f"{where}: 'default_roles' needs unknown_users = 'create'")
+    # Imported here: the server's one definition of a role name (auth.py imports this
+    # module at its top).
+    from opus.server.auth import UserError, check_roles
+
+    try:
+        check_roles(list(provider.default_roles))
+    except UserError as exc:
+        raise SettingsError(f"{where}: 'default_roles': {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -76,6 +207,15 @@ class Settings:
     SESSION_IDLE_TIMEOUT: int = 8 * 3600
     SESSION_MAX_AGE: int = 7 * 86400
     SHARED_LINK_LIFETIME: int = 3600
+    # E-mail to admins (a definition submitted for approval); off while MAIL_HOST is "".
+    MAIL_HOST: str = ""
+    MAIL_PORT: int = 25
+    MAIL_SECURITY: str = "starttls"
+    MAIL_USERNAME: str = ""
+    MAIL_PASSWORD: str = ""
+    MAIL_FROM: str = ""
+    MAIL_ADMINS: str = ""
+    OIDC_PROVIDERS: tuple[OIDCProvider, ...] = ()
     ARCHIVE_ON_DESTRUCTION: bool = False
     RECONCILE_INTERVAL: float = 5.0
     SERVER_THREADS: int = 64
@@ -124,6 +264,16 @@ class Settings:
             raise SettingsError("SESSION_IDLE_TIMEOUT and SESSION_MAX_AGE must be >= 60")
         if self.SHARED_LINK_LIFETIME < 60:
             raise SettingsError("SHARED_LINK_LIFETIME must be >= 60")
+        if self.MAIL_SECURITY not in MAIL_SECURITIES:
+            raise SettingsError(f"MAIL_SECURITY must be one of {', '.join(MAIL_SECURITIES)}")
+        if self.MAIL_HOST and not (self.MAIL_FROM and self.mail_admins):
+            raise SettingsError("MAIL_HOST needs MAIL_FROM and MAIL_ADMINS (who is told)")
+        object.__setattr__(self, "OIDC_PROVIDERS", oidc_providers(self.OIDC_PROVIDERS))
+
+    @property
+    def mail_admins(self) -> list[str]:
+        """The addresses of MAIL_ADMINS (comma-separated)."""
+        return [part.strip() for part in self.MAIL_ADMINS.split(",") if part.strip()]
 
     @property
     def jdl_path(self) -> Path:

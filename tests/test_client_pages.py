@@ -319,6 +319,22 @@ def test_module_imports_name_their_hashes(tmp_path: Path) -> None:
     )
 
 
+def test_modules_importing_each_other_are_served(tmp_path: Path) -> None:
+    # A cycle of imports (legal in ES modules) is followed to IMPORT_DEPTH, not forever,
+    # however often its files are asked for afterwards (its versions may then change
+    # from one request to the next: a cache miss, never a wrong file).
+    (tmp_path / "js").mkdir()
+    (tmp_path / "js" / "a.js").write_text("import { b } from './b.js';\nexport const a = 1;\n")
+    (tmp_path / "js" / "b.js").write_text("import { a } from './a.js';\nexport const b = 2;\n")
+    files = StaticFiles(tmp_path)
+    first = files.get("js/a.js")
+    assert "./b.js?v=" in first.body.decode()
+    for _ in range(3):
+        assert "./b.js?v=" in files.get("js/a.js").body.decode()
+        assert "./a.js?v=" in files.get("js/b.js").body.decode()
+        assert files.url("js/a.js").startswith("/static/js/a.js?v=")
+
+
 def raw_get(browser: Browser, url: str, headers: dict[str, str]) -> webob.Response:
     """An answer as sent (webtest would decompress a gzip body)."""
     answer: webob.Response = webob.Request.blank(url, headers=headers).get_response(browser.app.app)

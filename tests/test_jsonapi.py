@@ -122,7 +122,11 @@ def test_the_json_job_says_what_the_xml_says(app, service, state: str) -> None:
     answer = app.get(path, headers=JSON)
     assert answer.content_type == "application/json"
     assert answer.headers["Vary"] == "Accept"
-    assert answer.json == {**job_as_json(root), "jobType": "sleep"}
+    job = service.store.get_job(job_id)
+    # Beyond UWS: the job type, and the definition the job was created with.
+    definition = {"revision": job.definition_revision, "hash": job.definition_hash}
+    assert job.definition_revision == 1 and len(job.definition_hash) == 64
+    assert answer.json == {**job_as_json(root), "jobType": "sleep", "definition": definition}
     if state == "completed":
         assert answer.json["results"][0]["mimeType"] == "text/plain"
         assert answer.json["results"][1]["mimeType"] is None  # no mime-type attribute

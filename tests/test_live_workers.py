@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from tests.conftest import LiveServer
 from tests.live_helpers import Client, assert_clean_log, eventually
@@ -258,3 +259,45 @@ def test_jobs_survive_every_worker_killed(tmp_path: Path, postgresql_url: str) -
         assert failed.error_message
     finally:
         live.stop()
+
+
+def test_a_definition_approved_on_one_process_is_served_by_the_other_within_a_second(
+    tmp_path: Path, postgresql_url: str
+) -> None:
+    from opus.core.access import ADMIN_ROLE
+    from opus.server.auth import UserManager
+    from opus.server.storage import UserStore
+    from opus.server.storage.engine import make_engine
+
+    with servers(tmp_path, 2, DATABASE_URL=postgresql_url) as (first, second):
+        engine = make_engine(postgresql_url)
+        try:
+            _user, token = UserManager(UserStore(engine)).add("root", [ADMIN_ROLE])
+        finally:
+            engine.dispose()
+        auth = {"Authorization": f"Bearer {token}"}
+        here, there = Client(first), Client(second)
+        definition = yaml.safe_load(there.get("/jdl/sleep", headers=auth).text)
+        assert definition["version"] != "2"
+        changed = yaml.safe_dump({**definition, "version": "2"})
+        saved = here.session.put(
+            f"{here.url}/jdl/sleep/draft",
+            data=changed.encode(),
+            headers={**auth, "Content-Type": "application/yaml"},
+            timeout=30,
+        )
+        assert saved.status_code == 200 and saved.json()["problems"] == []
+        approved = here.post("/jdl/sleep/draft/approve", headers=auth)
+        assert approved.status_code == 200, approved.text
+        started = time.monotonic()
+        while yaml.safe_load(there.get("/jdl/sleep", headers=auth).text)["version"] != "2":
+            assert time.monotonic() - started < 5, "the other process still serves version 1"
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+        # Its registry looks at JDL_PATH every second (plus the requests' own time).
+        assert elapsed < 1.5, elapsed
+        job_id = there.create("sleep", {"duration": "0"})
+        detail = there.get(there.job_url("sleep", job_id), headers={"Accept": "application/json"})
+        assert detail.json()["definition"]["revision"] == 2
+    for live in (first, second):
+        assert_clean_log(live)

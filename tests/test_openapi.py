@@ -71,9 +71,11 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-API_PREFIXES = ("/rest", "/store/", "/shared/", "/handler/", "/scim/v2/", "/openapi.json")
+API_PREFIXES = ("/rest", "/store/", "/shared/", "/handler/", "/scim/v2/", "/openapi.json", "/jdl")
 # Paths of the API that the web client's pages extend (/jobs/...).
 API_PATHS = ("/", "/jobs", "/changes")
+# The job type the generated requests of /jdl write, approve, try and retire.
+FUZZED_TYPE = "fuzzed"
 # A placeholder of the change feed's token, replaced by a real one before each call.
 CURRENT_TOKEN = "current"
 HTTP_TIMEOUT = 30
@@ -292,6 +294,8 @@ def narrowed(document: dict[str, Any]) -> dict[str, Any]:
     parameters["jobname"]["schema"] = {"type": "string", "enum": [*JOB_TYPES, "nosuchtype"]}
     parameters["job_id"]["schema"] = {"type": "string", "enum": JOB_PLACEHOLDERS}
     parameters["result_id"]["schema"] = {"type": "string", "enum": RESULT_IDS}
+    # Generated requests edit, approve and retire a type of their own, never the others'.
+    parameters["definitionName"]["schema"] = {"type": "string", "enum": [FUZZED_TYPE, "nosuchtype"]}
     paths = document["paths"]
     for parameter in paths["/jobs"]["get"]["parameters"]:
         if parameter.get("name") == "TYPE":

@@ -1,4 +1,5 @@
-"""SCIM 2.0 user management: admins only, RFC 7643/7644 shapes, tokens shown once."""
+"""SCIM 2.0 user management: admins only, RFC 7643/7644 shapes, tokens shown once,
+externalId kept, attribute selection, PATCH semantics and what is not offered (501)."""
 
 from __future__ import annotations
 
@@ -328,12 +329,22 @@ def test_patch_operations(site: Site) -> None:
         ({"op": "replace", "path": "roles", "value": ["admin"]}, "invalidValue"),
         ({"op": "replace", "path": "roles", "value": [{"value": "bad role"}]}, "invalidValue"),
         ({"op": "replace", "path": "password", "value": ""}, "invalidValue"),
-        ({"op": "replace", "path": "userName", "value": "other"}, "invalidPath"),
+        ({"op": "replace", "path": "userName", "value": "other"}, "mutability"),
+        ({"op": "replace", "value": {"userName": "other"}}, "mutability"),
+        ({"op": "remove", "path": "userName"}, "mutability"),
+        ({"op": "replace", "path": "id", "value": "other"}, "mutability"),
+        ({"op": "replace", "path": "meta.created", "value": "2020-01-01T00:00:00Z"}, "mutability"),
+        ({"op": "remove", "path": "meta"}, "mutability"),
+        ({"op": "replace", "path": "externalId", "value": 5}, "invalidValue"),
+        ({"op": "replace", "path": "externalId", "value": ""}, "invalidValue"),
+        ({"op": "add", "path": "externalId", "value": "a\x00b"}, "invalidValue"),
         ({"op": "replace", "path": "emails", "value": []}, "invalidPath"),
+        ({"op": "remove", "path": "emails"}, "invalidPath"),
+        ({"op": "replace", "path": "roles.value", "value": "x"}, "invalidPath"),
         ({"op": "replace", "path": 5, "value": True}, "invalidPath"),
         ({"op": "replace", "value": True}, "invalidValue"),
         ({"op": "replace", "value": {EXT: {"secret": 1}}}, "invalidPath"),
-        ({"op": "remove", "path": "active"}, "invalidPath"),
+        ({"op": "remove", "path": "roles", "value": "admin"}, "invalidValue"),
         ({"op": "remove"}, "noTarget"),
     ],
 )
@@ -499,7 +510,7 @@ def test_wrong_content_type_and_large_bodies(site: Site) -> None:
 
 
 def test_other_scim_paths_answer_scim_errors(site: Site) -> None:
-    assert_error(site.call("GET", "/scim/v2/Groups", status=404), 404)
+    assert_error(site.call("GET", "/scim/v2/nothing", status=404), 404)
     assert_error(site.call("GET", f"{USERS}/alice/extra", status=404), 404)
     refused = site.call("DELETE", USERS, status=405)
     assert_error(refused, 405)
@@ -513,3 +524,330 @@ def test_other_scim_paths_answer_scim_errors(site: Site) -> None:
         "httpbasic",
         "oauthbearertoken",
     }
+
+
+# -- externalId ---------------------------------------------------------------------------
+
+
+def test_external_id_is_kept_as_given(site: Site) -> None:
+    created = site.create("hugo", ["sleep"], externalId="00u1A-b2C3/d4")
+    assert created["externalId"] == "00u1A-b2C3/d4"
+    assert site.users.users.get("hugo").external_id == "00u1A-b2C3/d4"
+    fetched = site.call("GET", f"{USERS}/hugo").json
+    assert fetched["externalId"] == "00u1A-b2C3/d4"
+    # A user without one shows none (not null).
+    assert "externalId" not in site.call("GET", f"{USERS}/alice").json
+
+    def external_id() -> str | None:
+        return site.call("GET", f"{USERS}/hugo").json.get("externalId")
+
+    site.patch("hugo", {"op": "replace", "path": "externalId", "value": "second"})
+    assert external_id() == "second"
+    site.patch("hugo", {"op": "remove", "path": "externalId"})
+    assert external_id() is None and site.users.users.get("hugo").external_id is None
+    site.patch("hugo", {"op": "add", "value": {"externalId": "third"}})
+    assert external_id() == "third"
+    # A replacement without externalId removes it, as it resets roles and active.
+    site.call("PUT", f"{USERS}/hugo", {"userName": "hugo", "externalId": "fourth"})
+    assert external_id() == "fourth"
+    site.call("PUT", f"{USERS}/hugo", {"userName": "hugo"})
+    assert external_id() is None
+    # Creation with a null externalId is creation without one.
+    assert "externalId" not in site.create("ines", externalId=None)
+
+
+@pytest.mark.parametrize("value", [5, "", "x" * 1025, "a\x00b", ["x"], {"id": "x"}, True])
+def test_bad_external_ids_are_refused(site: Site, value: Any) -> None:
+    body = {"schemas": [CORE], "userName": "ivan", "externalId": value}
+    assert_error(site.call("POST", USERS, body, status=400), 400, "invalidValue")
+    assert site.users.users.get("ivan") is None
+    body["userName"] = "alice"
+    assert_error(site.call("PUT", f"{USERS}/alice", body, status=400), 400, "invalidValue")
+    assert site.users.users.get("alice").external_id is None
+
+
+def test_filter_by_external_id(site: Site) -> None:
+    site.create("jack", externalId="idp-7")
+    site.create("kate", externalId="idp-8")
+    site.create("liam", externalId="IDP-7")
+
+    def filtered(expression: str) -> list[str]:
+        document = site.app.get(USERS, {"filter": expression}, headers=site.auth()).json
+        assert document["totalResults"] == len(document["Resources"])
+        return [r["userName"] for r in document["Resources"]]
+
+    assert filtered('externalId eq "idp-7"') == ["jack"]  # caseExact: not liam's
+    assert filtered(f'{CORE}:EXTERNALID EQ "idp-8"') == ["kate"]
+    assert filtered('externalId eq "nobody"') == []
+    assert filtered('externalId eq "a\\u0000b"') == []  # no row can hold it: none
+
+
+# -- PATCH: remove, userName, token revocation ---------------------------------------------
+
+
+def test_removing_active_makes_it_true(site: Site) -> None:
+    """RFC 7644 §3.5.2.2 makes a removed attribute unassigned: for OPUS, whose users are
+    active unless deactivated, that is the default of a creation or replacement."""
+    site.create("mia", ["sleep"], active=False)
+    mia = basic("mia", site.tokens["mia"])
+    site.app.get("/rest/sleep", headers=mia, status=401)
+    document = site.patch("mia", {"op": "remove", "path": "active"}).json
+    assert document["active"] is True
+    assert site.users.users.get("mia").active is True
+    site.app.get("/rest/sleep", headers=mia, status=200)
+
+
+def test_removing_the_password_keeps_the_token(site: Site) -> None:
+    site.create("noah", ["sleep"], password=PASSWORDS[0])
+    assert site.users.users.get("noah").password_hash
+    site.patch("noah", {"op": "remove", "path": "password"})
+    assert site.users.users.get("noah").password_hash is None
+    site.app.get("/rest/sleep", headers=basic("noah", site.tokens["noah"]), status=200)
+    # Removed, then set again in the same request: the last operation counts.
+    site.patch(
+        "noah",
+        {"op": "remove", "path": "password"},
+        {"op": "add", "path": "password", "value": PASSWORDS[1]},
+    )
+    assert verify_password(PASSWORDS[1], site.users.users.get("noah").password_hash)
+
+
+def test_removing_roles_by_value(site: Site) -> None:
+    site.create("olga", ["a", "b", "c"])
+    # The value names the roles to remove (as some identity providers send it).
+    document = site.patch("olga", {"op": "remove", "path": "roles", "value": [{"value": "b"}]})
+    assert document.json["roles"] == [{"value": "a"}, {"value": "c"}]
+    # A role the user does not have: nothing to remove, the user is as asked.
+    document = site.patch("olga", {"op": "remove", "path": 'roles[value eq "zzz"]'})
+    assert document.json["roles"] == [{"value": "a"}, {"value": "c"}]
+
+
+def test_patching_the_same_user_name_changes_nothing(site: Site) -> None:
+    before = site.users.users.get("alice")
+    document = site.patch("alice", {"op": "replace", "value": {"userName": "alice"}}).json
+    assert document["userName"] == "alice"
+    assert site.users.users.get("alice") == before
+
+
+def test_removing_the_token_revokes_it(site: Site) -> None:
+    site.create("paul", ["sleep"])
+    first = site.tokens["paul"]
+    site.app.get("/rest/sleep", headers=basic("paul", first), status=200)
+    document = site.patch("paul", {"op": "remove", "path": TOKEN_PATH}).json
+    assert EXT not in document and document["schemas"] == [CORE]
+    site.tokens["paul"] = first  # must appear nowhere after its creation answer
+    site.app.get("/rest/sleep", headers=basic("paul", first), status=401)
+    # The whole extension too; then a rotation gives the user a working token again.
+    site.patch("paul", {"op": "remove", "path": EXT})
+    rotated = site.patch("paul", {"op": "replace", "path": TOKEN_PATH, "value": "x"}).json
+    site.tokens["paul-new"] = rotated[EXT]["token"]
+    site.app.get("/rest/sleep", headers=basic("paul", rotated[EXT]["token"]), status=200)
+    # Removed after a rotation in one request: revoked, and no token shown.
+    document = site.patch(
+        "paul",
+        {"op": "replace", "path": TOKEN_PATH, "value": "x"},
+        {"op": "remove", "path": TOKEN_PATH},
+    ).json
+    assert EXT not in document
+    site.app.get("/rest/sleep", headers=basic("paul", rotated[EXT]["token"]), status=401)
+
+
+def test_an_extension_object_may_carry_its_schemas(site: Site) -> None:
+    """What a client sends for an extension as a whole: its schemas, and no attribute."""
+    before = site.users.users.get("alice")
+    empty = {"op": "add", "path": EXT, "value": {"schemas": [EXT]}}
+    document = site.patch("alice", empty).json
+    assert EXT not in document
+    assert site.users.users.get("alice") == before
+
+
+# -- attribute selection ------------------------------------------------------------------
+
+
+def test_attributes_select_what_a_user_shows(site: Site) -> None:
+    site.create("quinn", ["sleep", "plot"], externalId="q-1")
+    path = f"{USERS}/quinn"
+
+    def shown(**params: str) -> dict[str, Any]:
+        return site.app.get(path, params, headers=site.auth()).json
+
+    full = shown()
+    assert set(full) == {"schemas", "id", "externalId", "userName", "active", "roles", "meta"}
+    # id and schemas always; names are case-insensitive and may carry the core URN.
+    assert shown(attributes="userName") == {"schemas": [CORE], "id": "quinn", "userName": "quinn"}
+    assert set(shown(attributes=f"ACTIVE,{CORE}:externalId")) == {
+        "schemas",
+        "id",
+        "active",
+        "externalId",
+    }
+    assert shown(attributes="meta.created")["meta"] == {"created": full["meta"]["created"]}
+    assert shown(attributes="roles.value")["roles"] == full["roles"]
+    assert "roles" not in shown(attributes="roles.display")
+    # Names OPUS does not keep select nothing (an identity provider's own attributes).
+    assert set(shown(attributes="emails,name.givenName")) == {"schemas", "id"}
+    ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+    assert set(shown(attributes=ext)) == {"schemas", "id"}
+    # excludedAttributes: everything else; id and schemas cannot be excluded.
+    assert set(shown(excludedAttributes="roles,meta,id,schemas")) == {
+        "schemas",
+        "id",
+        "externalId",
+        "userName",
+        "active",
+    }
+    assert shown(excludedAttributes="meta.location")["meta"] == {
+        "resourceType": "User",
+        "created": full["meta"]["created"],
+    }
+    assert shown(excludedAttributes="") == full
+    assert shown(attributes="password") == {"schemas": [CORE], "id": "quinn"}
+
+
+def test_attributes_apply_to_lists(site: Site) -> None:
+    document = site.app.get(USERS, {"attributes": "userName"}, headers=site.auth()).json
+    assert document["schemas"] == [LIST] and document["totalResults"] == 2
+    assert document["Resources"] == [
+        {"schemas": [CORE], "id": name, "userName": name} for name in ("alice", "root")
+    ]
+    excluded = site.app.get(USERS, {"excludedAttributes": "meta,roles"}, headers=site.auth())
+    assert all(
+        set(r) == {"schemas", "id", "userName", "active"} for r in excluded.json["Resources"]
+    )
+
+
+def test_attributes_apply_to_the_answers_of_changes(site: Site) -> None:
+    body = {"schemas": [CORE], "userName": "rosa", "roles": [{"value": "sleep"}]}
+    created = site.call("POST", f"{USERS}?attributes=userName", body, status=201)
+    assert created.headers["Location"].endswith("/Users/rosa")
+    # The token is shown only when selected: here it was not, and it is shown nowhere.
+    assert created.json == {"schemas": [CORE], "id": "rosa", "userName": "rosa"}
+    body["userName"] = "sara"
+    created = site.call("POST", f"{USERS}?attributes=userName,{EXT}:token", body, status=201)
+    assert set(created.json) == {"schemas", "id", "userName", EXT}
+    assert created.json["schemas"] == [CORE, EXT]
+    site.tokens["sara"] = created.json[EXT]["token"]
+    created = site.call("POST", f"{USERS}?excludedAttributes={EXT}", {"userName": "tess"}, 201)
+    assert EXT not in created.json and created.json["schemas"] == [CORE]
+
+    replaced = site.call("PUT", f"{USERS}/sara?attributes=roles", {"userName": "sara"}).json
+    assert replaced == {"schemas": [CORE], "id": "sara", "roles": []}
+    patch = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    patched = site.call("PATCH", f"{USERS}/sara?excludedAttributes=meta,roles", patch).json
+    assert patched == {"schemas": [CORE], "id": "sara", "userName": "sara", "active": False}
+
+
+@pytest.mark.parametrize(
+    "query, scim_type",
+    [
+        ("attributes=userName&excludedAttributes=roles", "invalidSyntax"),
+        ("attributes=user%20name", "invalidValue"),
+        ("attributes=roles.value.x", "invalidValue"),
+        ("excludedAttributes=1abc", "invalidValue"),
+        ("attributes=%ff", "invalidValue"),
+    ],
+)
+def test_bad_selections_are_refused_before_any_change(
+    site: Site, query: str, scim_type: str
+) -> None:
+    assert_error(site.call("GET", f"{USERS}/alice?{query}", status=400), 400, scim_type)
+    assert_error(site.call("GET", f"{USERS}?{query}", status=400), 400, scim_type)
+    body = {"userName": "uma"}
+    assert_error(site.call("POST", f"{USERS}?{query}", body, status=400), 400, scim_type)
+    assert site.users.users.get("uma") is None
+    body = {"userName": "alice", "active": False}
+    assert_error(site.call("PUT", f"{USERS}/alice?{query}", body, status=400), 400, scim_type)
+    patch = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    refused = site.call("PATCH", f"{USERS}/alice?{query}", patch, status=400)
+    assert_error(refused, 400, scim_type)
+    assert site.users.users.get("alice").active
+
+
+# -- /Users/.search and what is not offered ------------------------------------------------
+
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+
+def test_search_by_post(site: Site) -> None:
+    for name in ("vera", "walt", "xena"):
+        site.create(name, externalId=f"idp-{name}")
+
+    def search(**members: Any) -> dict[str, Any]:
+        document = site.call("POST", f"{USERS}/.search", {"schemas": [SEARCH], **members}).json
+        assert document["schemas"] == [LIST]
+        return document
+
+    everything = search()
+    assert [r["id"] for r in everything["Resources"]] == ["alice", "root", "vera", "walt", "xena"]
+    page = search(startIndex=2, count=2, attributes=["userName"])
+    assert (page["totalResults"], page["startIndex"], page["itemsPerPage"]) == (5, 2, 2)
+    assert page["Resources"] == [
+        {"schemas": [CORE], "id": n, "userName": n} for n in ("root", "vera")
+    ]
+    found = search(filter='externalId eq "idp-walt"', excludedAttributes=["meta", "roles"])
+    assert found["Resources"] == [
+        {
+            "schemas": [CORE],
+            "id": "walt",
+            "externalId": "idp-walt",
+            "userName": "walt",
+            "active": True,
+        }
+    ]
+    assert search(filter='userName eq "xena"')["totalResults"] == 1
+
+
+@pytest.mark.parametrize(
+    "body, status, scim_type",
+    [
+        ({"filter": 'userName eq "x"'}, 400, "invalidSyntax"),
+        ({"schemas": [PATCH_OP]}, 400, "invalidSyntax"),
+        ({"schemas": [SEARCH], "filter": 5}, 400, "invalidFilter"),
+        ({"schemas": [SEARCH], "filter": 'name.givenName eq "x"'}, 400, "invalidFilter"),
+        ({"schemas": [SEARCH], "attributes": "userName"}, 400, "invalidValue"),
+        ({"schemas": [SEARCH], "attributes": [5]}, 400, "invalidValue"),
+        (
+            {"schemas": [SEARCH], "attributes": ["a"], "excludedAttributes": ["b"]},
+            400,
+            "invalidSyntax",
+        ),
+        ({"schemas": [SEARCH], "count": "3"}, 400, "invalidValue"),
+        ({"schemas": [SEARCH], "startIndex": True}, 400, "invalidValue"),
+        ({"schemas": [SEARCH], "count": 1.5}, 400, "invalidValue"),
+        ({"schemas": [SEARCH], "sortBy": "userName"}, 501, None),
+        ({"schemas": [SEARCH], "sortOrder": "descending"}, 501, None),
+    ],
+)
+def test_bad_searches(site: Site, body: dict[str, Any], status: int, scim_type: str | None) -> None:
+    refused = site.call("POST", f"{USERS}/.search", body, status=status)
+    assert_error(refused, status, scim_type)
+
+
+def test_search_is_post_only(site: Site) -> None:
+    for method in ("GET", "DELETE"):
+        refused = site.call(method, f"{USERS}/.search", status=405)
+        assert refused.headers["Allow"] == "POST"
+    refused = site.call("PUT", f"{USERS}/.search", {"userName": "x"}, status=405)
+    assert_error(refused, 405)
+    assert_error(site.call("POST", f"{USERS}/.search", {}, status=403, who="alice"), 403)
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/scim/v2/Groups"),
+        ("POST", "/scim/v2/Groups"),
+        ("GET", "/scim/v2/Groups/staff"),
+        ("GET", "/scim/v2/Me"),
+        ("PATCH", "/scim/v2/Me"),
+        ("POST", "/scim/v2/Bulk"),
+        ("POST", "/scim/v2/.search"),
+        ("GET", f"{USERS}?sortBy=userName"),
+        ("GET", f"{USERS}?sortOrder=descending"),
+    ],
+)
+def test_what_is_not_offered_answers_501(site: Site, method: str, path: str) -> None:
+    body = {"schemas": [SEARCH]} if method in ("POST", "PATCH") else None
+    assert_error(site.call(method, path, body, status=501), 501)
+    # Still for admins only.
+    assert_error(site.call(method, path, body, status=403, who="alice"), 403)

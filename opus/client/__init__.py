@@ -11,6 +11,8 @@ pages (rendering.py). The pages:
   shared links of "Send to SAMP" beside it (astropages.py);
 - ``/login`` the sign-in form (posted to the sign-in tree, routes/session.py),
   ``/profile`` the user's token and password;
+- ``/admin…`` the admins' pages: users, every owner's jobs, the server's status
+  (admin.py);
 - ``/static/…`` the CSS and JavaScript (static.py).
 
 Scripts (static/js, ES modules) make the pages live: a job page waits on the job with
@@ -25,7 +27,7 @@ from typing import Any
 
 import bottle
 
-from opus.client import account, astropages, jobpages, newjob
+from opus.client import account, admin, astropages, jdleditor, jobpages, newjob
 from opus.client.context import Pages
 from opus.client.rendering import (
     SECURITY_HEADERS,
@@ -43,7 +45,7 @@ from opus.server.service import JobService
 from opus.server.service.sharing import SharedLinks
 
 # The paths whose unmatched requests (404, 405) get an HTML error page.
-PAGE_PREFIXES = ("/jobs", "/login", "/profile", "/static/")
+PAGE_PREFIXES = ("/jobs", "/login", "/profile", "/static/", "/admin")
 
 
 def tree(
@@ -69,6 +71,8 @@ def tree(
     astropages.add_routes(app, pages, links or SharedLinks.on(service))
     jobpages.add_routes(app, pages)
     account.add_routes(app, pages)
+    admin.add_routes(app, pages)
+    jdleditor.add_routes(app, pages)
 
     @app.get("/static/<path:path>")
     def static_file(path: str) -> bottle.HTTPResponse:

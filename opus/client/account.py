@@ -1,7 +1,9 @@
 """The sign-in page and the user's profile: a new API token, a new password.
 
 ``GET /login`` draws the form that posts to the sign-in tree's ``POST /login``
-(routes/session.py), which answers with the session cookie and a redirect to ``next``.
+(routes/session.py), which answers with the session cookie and a redirect to ``next``,
+and a "Sign in with …" button per OpenID Connect provider (routes/oidc.py), whose
+refusals come back here as a reason's key (``oidc_error``) that the page puts in words.
 ``/profile`` shows who is signed in; its forms give the user a new API token (shown
 once) and a new web password (the current one asked for when there is one). Both
 end the user's sessions, as UserManager does for any new credentials: the page says
@@ -10,17 +12,27 @@ so and the next page asks to sign in again.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import bottle
 
 from opus.client.context import Pages
 from opus.client.rendering import Viewer, safe_next
 from opus.core.errors import Forbidden, NotFound, Unauthorized
 from opus.server.auth import UserError, UserManager, verify_password
+from opus.server.oidcprovider import REASONS
+from opus.settings import OIDCProvider
 
 # The fields of the password form (names, not secrets).
 CURRENT, NEW, CONFIRM = "current_password", "new_password", "confirm_password"
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 1024
+
+
+def provider_links(providers: tuple[OIDCProvider, ...], target: str) -> list[tuple[str, str]]:
+    """(label, URL) of the "Sign in with …" button of each OpenID Connect provider."""
+    query = "" if target == "/" else "?" + urlencode({"next": target})
+    return [(p.label, f"/login/oidc/{p.name}{query}") for p in providers]
 
 
 def add_routes(app: bottle.Bottle, pages: Pages) -> None:
@@ -39,12 +51,21 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
 
     @app.get("/login")
     def login_page() -> bottle.HTTPResponse:
-        target = safe_next(request.query.decode().get("next")) or "/"
+        query = request.query.decode()
+        target = safe_next(query.get("next")) or "/"
         try:
             viewer: Viewer | None = pages.viewer()
         except Unauthorized:
             viewer = None
-        return pages.page("login", viewer, title="Sign in", next=target)
+        return pages.page(
+            "login",
+            viewer,
+            title="Sign in",
+            next=target,
+            providers=provider_links(pages.settings.OIDC_PROVIDERS, target),
+            # A key, never text of the request's: the page says only what OPUS says.
+            oidc_error=REASONS.get(query.get("oidc_error") or ""),
+        )
 
     def profile(viewer: Viewer, status: int = 200, **values: object) -> bottle.HTTPResponse:
         users = pages.users

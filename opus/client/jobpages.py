@@ -24,7 +24,6 @@ from opus.core.errors import BadRequest, NotFound, OpusError
 from opus.core.layout import STDERR_FILE, STDOUT_FILE
 from opus.core.phases import parse_phase
 from opus.core.records import JobDetails, Result
-from opus.server.jdl import JobDefinition
 from opus.server.nofollow import OpenFile
 from opus.server.routes.common import JOB_ID_PATTERN, JOBNAME_PATTERN
 
@@ -82,12 +81,6 @@ def read_tail(opened: OpenFile | None, name: str, limit: int = STREAM_TAIL) -> S
 def add_routes(app: bottle.Bottle, pages: Pages) -> None:
     service = pages.service
     request = bottle.request
-
-    def definition_or_none(jobname: str) -> JobDefinition | None:
-        try:
-            return service.definition(jobname)
-        except NotFound:
-            return None
 
     @app.get("/")
     def home() -> bottle.HTTPResponse:
@@ -212,7 +205,8 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             title=f"{job.jobname} job {job.run_id or job.id}",
             details=details,
             job=job,
-            definition=definition_or_none(job.jobname),
+            # The definition the job was created with, whatever is active now.
+            definition=service.kept.of_job(job),
             results=shown,
             streams=streams,
             option_names=service.manager.option_names,

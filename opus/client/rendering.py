@@ -9,16 +9,20 @@ Every answer of the page tree carries the headers of ``SECURITY_HEADERS``: a Con
 Security Policy that runs scripts of the server's own files only (no inline script,
 no ``eval``), connects to the server and to a SAMP hub on the user's machine only
 ("Send to SAMP"), lets no other site frame the pages, ``nosniff``, and ``no-store``
-(pages show private data and carry the session's CSRF token). A refused request is an
-error page with its status and its one-line reason; a server fault is logged with its
-traceback and answered 500 without details; a request without credentials goes to the
-sign-in page, which brings the user back where they were going.
+(pages show private data and carry the session's CSRF token). Styles are the server's
+files only, except on a page that asks for a nonce (``allow_style_elements``: the job
+definition editor, whose CodeMirror writes ``<style>`` elements): its CSP also allows
+the style elements carrying that answer's nonce, and still no style attribute. A
+refused request is an error page with its status and its one-line reason; a server
+fault is logged with its traceback and answered 500 without details; a request without
+credentials goes to the sign-in page, which brings the user back where they were going.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,21 +42,28 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 HTML_CONTENT_TYPE = "text/html; charset=UTF-8"
 # Where a SAMP Web Profile hub listens (the SAMP standard's port, on the user's machine).
 SAMP_HUBS = ("http://localhost:21012", "http://127.0.0.1:21012")
-CSP = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        # Bootstrap draws its form controls with data: SVG images.
-        "img-src 'self' data:",
-        # The SAMP hub's Web Profile, for "Send to SAMP" (static/js/samp.js).
-        f"connect-src 'self' {' '.join(SAMP_HUBS)}",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "object-src 'none'",
-    )
+# Where a page's nonce for <style> elements is kept during its request.
+STYLE_NONCE_KEY = "opus.style_nonce"
+CSP_START = ("default-src 'self'", "script-src 'self'")
+CSP_END = (
+    # Bootstrap draws its form controls with data: SVG images.
+    "img-src 'self' data:",
+    # The SAMP hub's Web Profile, for "Send to SAMP" (static/js/samp.js).
+    f"connect-src 'self' {' '.join(SAMP_HUBS)}",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "object-src 'none'",
 )
+
+
+def content_security_policy(style_nonce: str | None = None) -> str:
+    """The pages' CSP; with ``style_nonce``, <style> elements carrying it are allowed."""
+    styles = "style-src 'self'" + (f" 'nonce-{style_nonce}'" if style_nonce else "")
+    return "; ".join((*CSP_START, styles, *CSP_END))
+
+
+CSP = content_security_policy()
 SECURITY_HEADERS: Mapping[str, str] = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -213,6 +224,17 @@ def security_plugin(callback: Callable[..., Any]) -> Callable[..., Any]:
 def secure(answer: bottle.BaseResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         answer.set_header(name, value)
+    nonce = bottle.request.environ.get(STYLE_NONCE_KEY)
+    if isinstance(nonce, str):
+        answer.set_header("Content-Security-Policy", content_security_policy(nonce))
+
+
+def allow_style_elements() -> str:
+    """A fresh nonce that this request's answer allows <style> elements to carry (its
+    CSP names it): for a page whose script library writes its styles that way."""
+    nonce = secrets.token_urlsafe(18)
+    bottle.request.environ[STYLE_NONCE_KEY] = nonce
+    return nonce
 
 
 def html_error_plugin(renderer: Renderer) -> Plugin:

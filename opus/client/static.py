@@ -122,7 +122,10 @@ class StaticFiles:
         stat = path.stat()
         stamp = (stat.st_size, stat.st_mtime_ns)
         known = self._files.get(relative)
-        if known is not None and known.stamp == stamp and self._current(known, depth):
+        # Past IMPORT_DEPTH a file's imports are not looked at again: a cycle of imports
+        # would otherwise check itself round and round.
+        current = depth >= IMPORT_DEPTH or (known is not None and self._current(known, depth))
+        if known is not None and known.stamp == stamp and current:
             return known
         body = path.read_bytes()
         kind = content_type(path.name)

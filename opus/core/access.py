@@ -12,6 +12,8 @@ from dataclasses import dataclass
 ANONYMOUS = "anonymous"
 ADMIN_ROLE = "admin"
 ALL_JOB_TYPES_ROLE = "all"
+# May write drafts of new job definitions and of the ones they authored (admins approve).
+JDL_AUTHOR_ROLE = "jdl_author"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,10 @@ class Job:
     version: int = 0
     # Bytes its files take (its inputs while PENDING, its directory once ended).
     stored_bytes: int = 0
+    # The job definition it was created with: its revision (None for a trial job of a
+    # draft) and the SHA-256 of its text. Approving a new version changes neither.
+    definition_revision: int | None = None
+    definition_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,3 +157,34 @@ class User:
     token_hash: str
     password_hash: str | None
     creation_time: datetime
+    # The identifier an identity provider gave the user (SCIM externalId), kept as given.
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One kept text of a job definition (storage/definitions.py): its canonical YAML,
+    SHA-256 and revision (None for a draft's text that only ran trial jobs)."""
+
+    name: str
+    revision: int | None
+    hash: str
+    text: str
+    version_label: str
+    author: str | None
+    approved_by: str | None
+    created: datetime
+    approved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredDraft:
+    """The draft of a job type, as its author gave it."""
+
+    name: str
+    author: str
+    format: str
+    text: str
+    script: str | None
+    updated: datetime
+    submitted: datetime | None

@@ -5,9 +5,10 @@ schema revision of this OPUS), builds the JobService on it with the manager and 
 definitions, and merges one bottle application per HTTP tree into the root
 application: UWS (/rest), the result store (/store), shared links of results
 (/shared), the signal handler (/handler), SCIM (/scim/v2), the OpenAPI description
-(/openapi.json), signing in (/login, /logout, /session), the JSON job lists and change
-feed (/jobs, /changes) and the web pages (opus/client: /, /jobs…, /login, /profile,
-/static; / and /jobs go to the page when the request prefers HTML). Each tree renders
+(/openapi.json), signing in (/login, /logout, /session; /login/oidc/<name> with an
+OpenID Connect provider), the JSON job lists and change feed (/jobs, /changes) and
+the web pages (opus/client: /, /jobs…, /login, /profile, /static; / and /jobs go to
+the page when the request prefers HTML). Each tree renders
 its own errors (plain text, JSON when asked for or always, SCIM's JSON, or HTML pages);
 the root renders requests no route matches the way the tree of their path would. The
 background threads of the process belong to the application's ``Background`` (started
@@ -29,12 +30,25 @@ from opus.server.background import Background
 from opus.server.jdl import JDLRegistry
 from opus.server.jsonapi import JSON_CONTENT_TYPE, error_body
 from opus.server.managers import make_manager
+from opus.server.oidc import OpenIDSignIn
 from opus.server.parking import Parker
-from opus.server.routes import handler, jobs, openapi, scim, session, shared, store, uws
+from opus.server.routes import (
+    handler,
+    jdl,
+    jobs,
+    oidc,
+    openapi,
+    scim,
+    session,
+    shared,
+    store,
+    uws,
+)
 from opus.server.routes.common import TEXT_CONTENT_TYPE, caller, plain_tree
 from opus.server.routes.negotiation import TEXT_TYPE, prefers_json
 from opus.server.routes.scim_messages import ScimError
 from opus.server.service import JobService
+from opus.server.service.jdlworkflow import DefinitionWorkflow
 from opus.server.service.sharing import SharedLinks
 from opus.server.sessions import SessionManager
 from opus.server.storage import Database, UserStore
@@ -111,12 +125,14 @@ def create_application(settings: Settings, service: JobService | None = None) ->
     trees = (
         uws.tree(service, authn, documents, parker),
         jobs.tree(service, authn, parker),
+        jdl.tree(service, authn, DefinitionWorkflow(service)),
         store.tree(service, authn),
         shared.tree(links),
         handler.tree(service),
         scim.tree(UserManager(users), authn),
         openapi.tree(settings),
         session.tree(sessions, authn),
+        oidc.tree(OpenIDSignIn(settings, sessions, UserManager(users)), authn),
         _index_tree(service, authn, settings),
     )
     pages = client.tree(service, authn, UserManager(users), links=links)
@@ -151,7 +167,7 @@ def _index_tree(service: JobService, authn: Authenticator, settings: Settings) -
 def _unmatched(error: bottle.HTTPError) -> str:
     """A request no route answers (404, 405), rendered as its path's tree renders errors."""
     path = bottle.request.path
-    json_tree = path == "/changes"
+    json_tree = path in ("/changes", "/jdl") or path.startswith("/jdl/")
     if json_tree or (path.startswith("/rest") and prefers_json(TEXT_TYPE)):
         bottle.response.content_type = JSON_CONTENT_TYPE
         if path.startswith("/rest"):

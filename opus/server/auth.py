@@ -134,7 +134,11 @@ class UserManager:
         self.sessions = sessions or SessionStore(users.engine)
 
     def add(
-        self, name: str, roles: list[str] | None = None, password: str | None = None
+        self,
+        name: str,
+        roles: list[str] | None = None,
+        password: str | None = None,
+        external_id: str | None = None,
     ) -> tuple[User, str]:
         """Create a user; returns it and its token (shown once, never stored)."""
         if not USER_NAME.fullmatch(name) or name.lower() == ANONYMOUS:
@@ -147,6 +151,7 @@ class UserManager:
             token_hash=hash_token(token),
             password_hash=hash_password(password) if password else None,
             creation_time=utcnow(),
+            external_id=external_id,
         )
         if not self.users.add(user, earlier_jobs_to=tombstone(name)):
             raise UserError(f"user {name!r} already exists")
@@ -163,6 +168,10 @@ class UserManager:
     def count(self) -> int:
         """How many users there are."""
         return self.users.count()
+
+    def with_external_id(self, external_id: str) -> list[User]:
+        """The users an identity provider gave ``external_id``, by name."""
+        return self.users.with_external_id(external_id)
 
     def rotate_token(self, name: str) -> str:
         """A new token for the user; the old one stops working at once."""
@@ -190,6 +199,17 @@ class UserManager:
         if not self.users.set_password_hash(name, hash_password(password)):
             raise UserError(f"no user {name!r}")
         self.sessions.end_user(name)
+
+    def remove_password(self, name: str) -> None:
+        """Remove the user's web password (the API token still works); their sessions end."""
+        if not self.users.set_password_hash(name, None):
+            raise UserError(f"no user {name!r}")
+        self.sessions.end_user(name)
+
+    def set_external_id(self, name: str, external_id: str | None) -> None:
+        """Set (or with None, remove) what an identity provider knows the user by."""
+        if not self.users.set_external_id(name, external_id):
+            raise UserError(f"no user {name!r}")
 
     def delete(self, name: str) -> str:
         """Delete a user; their jobs stay, passed to an owner nobody can be: admins still

@@ -81,6 +81,8 @@ def job_value(details: JobDetails, base_url: str) -> dict[str, Any]:
         "parameters": parameters_value(details.parameters),
         "results": results_value(details, base_url),
         "errorSummary": error,
+        # Not in UWS: the job definition the job was created with (docs/jdl.md).
+        "definition": {"revision": job.definition_revision, "hash": job.definition_hash},
     }
 
 

@@ -142,6 +142,19 @@ class SessionManager:
         if user is None or not matches or not user.active:
             self.throttle.failed(keys, address, user.name if user else None)
             raise SessionRefused(SIGN_IN_REFUSED)
+        return self._open(user, address)
+
+    def sign_in_verified(self, user: User, address: str) -> tuple[Session, str]:
+        """A new session of ``user``, whom another party has authenticated (an OpenID
+        Connect provider, oidc.py), signing in from ``address``; returns it and the
+        cookie value. Raises SessionRefused when the user is disabled (or is disabled,
+        deleted or given new credentials while the session is made)."""
+        if not user.active:
+            raise SessionRefused(SIGN_IN_REFUSED)
+        return self._open(user, address)
+
+    def _open(self, user: User, address: str) -> tuple[Session, str]:
+        """A new session of ``user``, whose credentials have been checked."""
         now = self.clock()
         cookie_value, csrf_token = new_token(), new_token()
         ends = now + min(self.idle, self.max_age)

@@ -7,6 +7,9 @@
 <link rel="icon" type="image/svg+xml" href="{{static('img/favicon.svg')}}">
 <link rel="stylesheet" href="{{static('vendor/bootstrap/bootstrap.min.css')}}">
 <link rel="stylesheet" href="{{static('css/opus.css')}}">
+% for sheet in get('styles', ()):
+<link rel="stylesheet" href="{{static('css/' + sheet)}}">
+% end
 <script src="{{static('vendor/bootstrap/bootstrap.bundle.min.js')}}" defer></script>
 <noscript><link rel="stylesheet" href="{{static('css/nojs.css')}}"></noscript>
 <script type="module" src="{{static('js/page.js')}}"></script>
@@ -34,6 +37,11 @@
 % end
         <li class="nav-item"><a class="nav-link" href="/jobs"{{!' aria-current="page"' if request_path == '/jobs' else ''}}>Jobs</a></li>
 % # The admin pages (users, job definitions) come here.
+% if viewer and viewer.caller.is_admin:
+        <li class="nav-item"><a class="nav-link" href="/admin"{{!' aria-current="page"' if request_path == '/admin' or request_path.startswith('/admin/') else ''}}>Admin</a></li>
+% elif viewer and 'jdl_author' in viewer.caller.roles:
+        <li class="nav-item"><a class="nav-link" href="/admin/jdl"{{!' aria-current="page"' if request_path.startswith('/admin/jdl') else ''}}>Job definitions</a></li>
+% end
       </ul>
       <ul class="navbar-nav">
 % if viewer and viewer.signed_in:

@@ -24,6 +24,9 @@
     <dt class="col-sm-3">Expected end</dt><dd class="col-sm-9"><time datetime="{{iso(job.quote)}}">{{when(job.quote)}}</time></dd>
 % end
     <dt class="col-sm-3">Destruction</dt><dd class="col-sm-9"><time datetime="{{iso(job.destruction_time)}}">{{when(job.destruction_time) or '—'}}</time></dd>
+% if job.definition_hash:
+    <dt class="col-sm-3">Definition</dt><dd class="col-sm-9 text-break" data-definition-revision="{{job.definition_revision or ''}}">{{'revision %d' % job.definition_revision if job.definition_revision else 'a draft (trial job)'}}{{', version ' + definition.version if definition else ''}} <code title="SHA-256 of the definition">{{job.definition_hash[:12]}}</code></dd>
+% end
   </dl>
   <form method="post" class="d-flex flex-wrap gap-2 mb-4 job-actions">
     <input type="hidden" name="csrf_token" value="{{viewer.csrf_token}}">

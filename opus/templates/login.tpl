@@ -5,6 +5,9 @@
 % if viewer and viewer.signed_in:
 <p>You are signed in as <strong>{{viewer.caller.name}}</strong>. <a href="{{next}}">Go on</a>, or sign in as someone else below.</p>
 % end
+% if oidc_error:
+<div class="alert alert-danger" role="alert" id="oidc-error">{{oidc_error}}</div>
+% end
 <div class="alert alert-danger" role="alert" id="login-error" hidden></div>
 <form method="post" action="/login" data-login-form>
   <input type="hidden" name="next" value="{{next}}">
@@ -18,5 +21,13 @@
   </div>
   <button type="submit" class="btn btn-primary">Sign in</button>
 </form>
+% if providers:
+<section class="mt-4" aria-labelledby="login-providers">
+  <h2 class="h6 text-body-secondary" id="login-providers">Or with an identity provider</h2>
+  % for label, url in providers:
+  <a class="btn btn-outline-primary d-block mb-2" href="{{url}}">Sign in with {{label}}</a>
+  % end
+</section>
+% end
 </div>
 </div>

@@ -3,11 +3,14 @@
 
 const form = document.querySelector('[data-login-form]');
 const error = document.getElementById('login-error');
+// The refusal of a sign-in with an identity provider, if the page came back with one.
+const providerError = document.getElementById('oidc-error');
 
 if (form) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     error.hidden = true;
+    if (providerError) providerError.hidden = true;
     const body = new URLSearchParams(new FormData(form));
     let response;
     try {

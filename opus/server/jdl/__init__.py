@@ -18,21 +18,28 @@ from .files import (
     save_definition,
 )
 from .model import DATATYPES, GeneratedEntity, JobDefinition, ParameterDefinition, UsedEntity
+from .problems import CheckedText, Problem, canonical_text, check_text, definition_hash
 from .registry import JDLRegistry
-from .rules import validate_definition
+from .rules import definition_problems, validate_definition
 from .validation import coerce_parameters
 
 __all__ = [
     "DATATYPES",
     "FORMATS",
+    "CheckedText",
     "GeneratedEntity",
     "JDLError",
     "JDLRegistry",
     "JobDefinition",
     "ParameterDefinition",
     "ParameterError",
+    "Problem",
     "UsedEntity",
+    "canonical_text",
+    "check_text",
     "coerce_parameters",
+    "definition_hash",
+    "definition_problems",
     "dump_definition",
     "format_of",
     "load_definition",

@@ -10,7 +10,9 @@ written, as a client's value is (coerce_parameters), unless its parameter says
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from opus.core.access import ADMIN_ROLE, ALL_JOB_TYPES_ROLE, ANONYMOUS
@@ -131,49 +133,89 @@ def reserved_reason(name: str) -> str | None:
 def validate_definition(jd: JobDefinition) -> JobDefinition:
     """Check every rule of a definition; return the checked copy (see the module's doc).
 
-    Raises JDLError naming the field (the caller adds the file name).
+    Raises JDLError naming the field of the first problem (the caller adds the file name).
     """
-    if not isinstance(jd.name, str) or not JOB_NAME.fullmatch(jd.name):
+    problems = definition_problems(jd)
+    if problems:
+        raise problems[0]
+    return replace(
+        jd,
+        script=_normal_script(jd.script),
+        parameters=[_checked_parameter(p, f"parameters[{i}]") for i, p in enumerate(jd.parameters)],
+        used=[_checked_used(u, f"used[{i}]") for i, u in enumerate(jd.used)],
+        generated=[_checked_generated(g, f"generated[{i}]") for i, g in enumerate(jd.generated)],
+    )
+
+
+def definition_problems(jd: JobDefinition) -> list[JDLError]:
+    """Every problem of a definition, each naming its field, in the order of the fields
+    (an editor shows them all at once; validate_definition raises the first)."""
+    found: list[JDLError] = []
+
+    def attempt(check: Callable[..., object], *args: Any) -> None:
+        try:
+            check(*args)
+        except JDLError as error:
+            found.append(error)
+
+    attempt(_check_job_name, jd.name)
+    attempt(_check_text, jd.annotation, "annotation")
+    for field_name in ("version", "type", "subtype", "contact_name", "contact_email"):
+        attempt(_check_one_line, getattr(jd, field_name), field_name)
+    if jd.doculink:
+        attempt(_check_url, jd.doculink, "doculink", ("http", "https"))
+    if jd.contact_email:
+        attempt(_check_email, jd.contact_email)
+    if jd.execution_duration is not None:
+        attempt(_check_seconds, jd.execution_duration, "execution_duration", " (0 = unlimited)")
+    if jd.quote is not None:
+        attempt(_check_seconds, jd.quote, "quote")
+    attempt(_check_script, jd.script)
+    found += _name_problems(jd)
+    for index, param in enumerate(jd.parameters):
+        attempt(_checked_parameter, param, f"parameters[{index}]")
+    for index, used in enumerate(jd.used):
+        attempt(_checked_used, used, f"used[{index}]")
+    for index, generated in enumerate(jd.generated):
+        attempt(_checked_generated, generated, f"generated[{index}]")
+    return found
+
+
+def _check_job_name(name: object) -> None:
+    if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
         raise JDLError(
-            f"{jd.name!r} is not a job name (a letter, then up to 63 letters, digits, _ or -)",
+            f"{name!r} is not a job name (a letter, then up to 63 letters, digits, _ or -)",
             field="name",
         )
-    if jd.name.lower() in RESERVED_JOB_NAMES:
+    if name.lower() in RESERVED_JOB_NAMES:
         # With CHECK_PERMISSIONS a job type is used by the role of its name: these
         # names are roles with another meaning (or the shared anonymous owner).
         raise JDLError(
-            f"{jd.name!r} is reserved (it is a role or an owner of OPUS: "
+            f"{name!r} is reserved (it is a role or an owner of OPUS: "
             f"{', '.join(sorted(RESERVED_JOB_NAMES))})",
             field="name",
         )
-    _check_text(jd.annotation, "annotation")
-    for field_name in ("version", "type", "subtype", "contact_name", "contact_email"):
-        _check_one_line(getattr(jd, field_name), field_name)
-    if jd.doculink:
-        _check_url(jd.doculink, "doculink", schemes=("http", "https"))
-    if jd.contact_email and not EMAIL.fullmatch(jd.contact_email):
-        raise JDLError(f"{jd.contact_email!r} is not an e-mail address", field="contact_email")
-    if jd.execution_duration is not None:
-        _check_seconds(jd.execution_duration, "execution_duration", " (0 = unlimited)")
-    if jd.quote is not None:
-        _check_seconds(jd.quote, "quote")
+
+
+def _check_email(value: str) -> None:
+    if not EMAIL.fullmatch(value):
+        raise JDLError(f"{value!r} is not an e-mail address", field="contact_email")
+
+
+def _normal_script(script: str) -> str:
     # CRs before a line end go too ("\r\r\n" from a file converted twice): the result
     # has no CRLF left, so checking it again changes nothing.
-    script = re.sub(r"\r+\n", "\n", jd.script)
+    return re.sub(r"\r+\n", "\n", script)
+
+
+def _check_script(script: str) -> None:
+    script = _normal_script(script)
     _check_text(script, "script")
     if not script.strip():
         raise JDLError(
             "the job has no script (give it inline or in a NAME.sh file next to the definition)",
             field="script",
         )
-    _check_unique_names(jd)
-    return replace(
-        jd,
-        script=script,
-        parameters=[_checked_parameter(p, f"parameters[{i}]") for i, p in enumerate(jd.parameters)],
-        used=[_checked_used(u, f"used[{i}]") for i, u in enumerate(jd.used)],
-        generated=[_checked_generated(g, f"generated[{i}]") for i, g in enumerate(jd.generated)],
-    )
 
 
 def _check_text(value: str, field: str) -> None:
@@ -219,9 +261,10 @@ def _check_variable_name(name: object, field: str) -> None:
         raise JDLError(reason, field=field)
 
 
-def _check_unique_names(jd: JobDefinition) -> None:
+def _name_problems(jd: JobDefinition) -> list[JDLError]:
     # Parameters and inputs become shell variables and results may too, so they share one
     # namespace; it is case-insensitive because UWS clients may not keep the case.
+    found: list[JDLError] = []
     seen: dict[str, str] = {}
     groups = {
         "parameters": [p.name for p in jd.parameters],
@@ -231,10 +274,17 @@ def _check_unique_names(jd: JobDefinition) -> None:
     for group, names in groups.items():
         for index, name in enumerate(names):
             field = f"{group}[{index}].name"
-            _check_variable_name(name, field)
+            try:
+                _check_variable_name(name, field)
+            except JDLError as error:
+                found.append(error)
+                continue
             if name.lower() in seen:
-                raise JDLError(f"{name!r} is already the name of {seen[name.lower()]}", field=field)
+                message = f"{name!r} is already the name of {seen[name.lower()]}"
+                found.append(JDLError(message, field=field))
+                continue
             seen[name.lower()] = f"{group}[{index}]"
+    return found
 
 
 def _canonical(datatype: str, raw: str, field: str) -> str:

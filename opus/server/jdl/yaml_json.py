@@ -246,6 +246,9 @@ _TYPED_TAGS = frozenset(
 _TEXT_TAG_PREFIX = "tag:opus,2025:text:"
 
 
+MAX_YAML_DEPTH = 50
+
+
 class _SafeLoader(yaml.SafeLoader):
     """SafeLoader without aliases (a definition never needs them, and a few nested aliases
     expand to gigabytes: the YAML "billion laughs"), without duplicate keys (PyYAML
@@ -259,13 +262,26 @@ class _SafeLoader(yaml.SafeLoader):
             return _TEXT_TAG_PREFIX + tag
         return tag
 
+    depth = 0
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases (*name) are not allowed", event.start_mark
             )
-        return super().compose_node(parent, index)
+        # A definition is a few levels deep: a bound far above that keeps an uploaded
+        # text from exhausting the parser's recursion.
+        if self.depth >= MAX_YAML_DEPTH:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", event.start_mark
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -295,6 +311,12 @@ def _construct_scalar_text(loader: _SafeLoader, tag: str, node: yaml.Node) -> Sc
 
 
 _SafeLoader.add_multi_constructor(_TEXT_TAG_PREFIX, _construct_scalar_text)
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """The YAML node tree of a text, read with the rules of parse_yaml (no aliases,
+    bounded nesting), nothing constructed; yaml.YAMLError if it is not YAML."""
+    return yaml.compose(text, Loader=_SafeLoader)
 
 
 def parse_yaml(text: str) -> JobDefinition:

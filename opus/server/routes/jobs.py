@@ -1,7 +1,8 @@
 """The JSON tree of the pages and of scripts: every job of the caller, and its changes.
 
 ``GET /jobs`` lists the jobs the caller may see (its own; every owner's for an admin)
-of every type or some, newest first, a page at a time with an opaque cursor;
+of every type or some, newest first, a page at a time with an opaque cursor (an admin
+may ask for one owner's, ``?owner=``: 403 for anybody else asking for another's);
 ``GET /changes`` is the change feed a live page follows instead of polling: what
 changed since a token at once, or, with WAIT, as soon as something does (parked under
 `opus serve`: no thread per waiting page). Both answer JSON only, errors included
@@ -51,6 +52,7 @@ def tree(service: JobService, authn: Authenticator, parker: Parker) -> bottle.Bo
             cursor=query.cursor,
             limit=query.limit,
             after=query.after,
+            owner=query.owner,
         )
         return json_response(page_body(page, base_url), headers=NO_STORE)
 

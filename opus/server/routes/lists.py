@@ -2,7 +2,9 @@
 
 One reading for both JSON lists (``GET /jobs`` and ``GET /rest/{jobname}`` asking for
 JSON): parameter names are case-insensitive, as UWS's are; ``TYPE`` and ``PHASE`` may
-be repeated, the others given once; every refusal names its parameter.
+be repeated, the others given once; every refusal names its parameter. ``OWNER``
+(one owner's jobs) is read here too; the service refuses it to a caller who is not an
+admin asking for another owner's jobs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class PageQuery:
     after: datetime | None
     cursor: str | None
     limit: int
+    owner: str | None = None
 
 
 def once(pairs: Pairs, name: str, field: str | None = None) -> str | None:
@@ -53,8 +56,8 @@ def count(pairs: Pairs, name: str, default: int) -> int:
 
 
 def page_query(pairs: Pairs, types: Sequence[str] = ()) -> PageQuery:
-    """The list query of ``pairs`` (TYPE, PHASE, RUNID, AFTER, LAST, CURSOR); ``types``
-    given by the path replace TYPE."""
+    """The list query of ``pairs`` (TYPE, PHASE, RUNID, AFTER, LAST, CURSOR, OWNER);
+    ``types`` given by the path replace TYPE."""
     try:
         phases = tuple(parse_phase(v) for v in control_value(pairs, "PHASE"))
     except ValueError as exc:
@@ -71,6 +74,7 @@ def page_query(pairs: Pairs, types: Sequence[str] = ()) -> PageQuery:
         after=after,
         cursor=once(pairs, "CURSOR") or None,
         limit=count(pairs, "LAST", PAGE_SIZE),
+        owner=once(pairs, "OWNER") or None,
     )
 
 

@@ -2,15 +2,16 @@
 
 The SCIM tree (scim.py) answers every request with ``application/scim+json``, errors
 included: a ``ScimError`` is a SCIM Error message with its HTTP status. The readers
-here check a request's JSON body, attribute names and values, filters and PATCH
-operations, refusing what OPUS does not support with the SCIM error type that says so.
+here check a request's JSON body, attribute names and values, filters and paging,
+refusing what OPUS does not support with the SCIM error type (RFC 7644 §3.12) that
+says so. PATCH operations are read in scim_patch.py, attribute selection in
+scim_attributes.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import bottle
@@ -24,21 +25,28 @@ TOKEN_PATH = f"{OPUS_USER}:token"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 SERVICE_PROVIDER_CONFIG = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+RESOURCE_TYPE = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 
 SCIM_CONTENT_TYPE = "application/scim+json"
 JSON_MEDIA_TYPES = {"application/scim+json", "application/json"}
 MAX_BODY = 1024 * 1024
 MAX_COUNT = 1000
 MAX_DETAIL = 300
+# An identity provider's identifiers are short (GUIDs, database keys); this bounds the
+# column without refusing any of them.
+MAX_EXTERNAL_ID = 1024
 
-# The one filter OPUS answers (what provisioning clients send before creating a user);
-# attribute names and operators are case-insensitive (RFC 7644 §3.4.2.2).
-USER_NAME_FILTER = re.compile(
-    r'\s*(?:urn:ietf:params:scim:schemas:core:2\.0:User:)?userName\s+eq\s+"((?:[^"\\]|\\.)*)"\s*',
+# The filters OPUS answers (what provisioning clients send before creating a user, to
+# find it by its name or by their own id for it); attribute names and operators are
+# case-insensitive (RFC 7644 §3.4.2.2).
+EQUALITY_FILTER = re.compile(
+    r"\s*(?:urn:ietf:params:scim:schemas:core:2\.0:User:)?(userName|externalId)\s+eq\s+"
+    r'"((?:[^"\\]|\\.)*)"\s*',
     re.IGNORECASE,
 )
-ROLE_VALUE_PATH = re.compile(r'roles\s*\[\s*value\s+eq\s+"((?:[^"\\]|\\.)*)"\s*\]', re.IGNORECASE)
 INTEGER = re.compile(r"[+-]?[0-9]{1,9}")
 # Read-only attributes a client may send back (a PUT of what GET gave): ignored.
 READ_ONLY = {"schemas", "id", "meta", OPUS_USER.lower()}
@@ -150,6 +158,21 @@ def active_of(value: Any) -> bool:
     return value
 
 
+def external_id_of(value: Any) -> str | None:
+    """An ``externalId`` (null: none); one PostgreSQL text can hold (no NUL)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_EXTERNAL_ID:
+        raise ScimError(
+            400,
+            f"externalId must be a string of 1 to {MAX_EXTERNAL_ID} characters",
+            "invalidValue",
+        )
+    if "\x00" in value:
+        raise ScimError(400, "externalId must not contain NUL", "invalidValue")
+    return value
+
+
 def password_of(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ScimError(400, "password must be a non-empty string", "invalidValue")
@@ -182,12 +205,17 @@ def json_string(escaped: str, what: str, scim_type: str) -> str:
         raise ScimError(400, f"unreadable string in {what}", scim_type) from None
 
 
-def parse_filter(text: str) -> str:
-    """The user name of a ``userName eq "name"`` filter (400 invalidFilter for others)."""
-    match = USER_NAME_FILTER.fullmatch(text)
+def parse_filter(text: str) -> tuple[str, str]:
+    """The attribute (``username`` or ``externalid``) and value of a ``userName eq "name"``
+    or ``externalId eq "id"`` filter (400 invalidFilter for others)."""
+    match = EQUALITY_FILTER.fullmatch(text)
     if match is None:
-        raise ScimError(400, 'the only filter supported is userName eq "name"', "invalidFilter")
-    return json_string(match.group(1), "filter", "invalidFilter")
+        raise ScimError(
+            400,
+            'the only filters supported are userName eq "name" and externalId eq "id"',
+            "invalidFilter",
+        )
+    return match.group(1).lower(), json_string(match.group(2), "filter", "invalidFilter")
 
 
 def query_integer(query: bottle.FormsDict, name: str, default: int) -> int:
@@ -199,74 +227,20 @@ def query_integer(query: bottle.FormsDict, name: str, default: int) -> int:
     return int(raw)
 
 
-# -- PATCH ---------------------------------------------------------------------------
+def json_integer(values: dict[str, Any], name: str, default: int) -> int:
+    """An integer member of a request body (``name`` lower-cased), or ``default``."""
+    raw = values.get(name.lower())
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int) or abs(raw) >= 10**9:
+        raise ScimError(400, f"{name} must be an integer", "invalidValue")
+    return raw
 
 
-@dataclass
-class Changes:
-    """What a PATCH request does to a user, gathered before anything is written."""
-
-    roles: list[str]
-    active: bool
-    password: str | None = None
-    rotate_token: bool = False
-
-
-def patch_attribute(changes: Changes, op: str, name: str, value: Any) -> None:
-    """Apply an add or replace of one attribute (``name`` as from attribute_name)."""
-    if name == "active":
-        changes.active = active_of(value)
-    elif name == "roles":
-        roles = roles_of(value)
-        changes.roles = list(dict.fromkeys(changes.roles + roles)) if op == "add" else roles
-    elif name == "password":
-        changes.password = password_of(value)
-    elif name == TOKEN_PATH.lower():
-        changes.rotate_token = True  # any value: the server makes the token
-    elif name == OPUS_USER.lower():
-        if not isinstance(value, dict):
-            raise ScimError(400, f"{OPUS_USER} must be an object", "invalidValue")
-        for key in attributes(value):
-            if key != "token":
-                raise ScimError(400, f"{OPUS_USER} has no attribute {key!r}", "invalidPath")
-            changes.rotate_token = True
-    else:
-        raise ScimError(
-            400,
-            f"attribute {name!r} cannot be changed (active, roles, password, {TOKEN_PATH})",
-            "invalidPath",
-        )
-
-
-def patch_operation(changes: Changes, operation: Any) -> None:
-    if not isinstance(operation, dict):
-        raise ScimError(400, "each operation must be an object", "invalidSyntax")
-    values = attributes(operation)
-    op = values.get("op")
-    op = op.lower() if isinstance(op, str) else op
-    if op not in ("add", "replace", "remove"):
-        raise ScimError(400, "op must be add, replace or remove", "invalidSyntax")
-    path = values.get("path")
-    if path is not None and not isinstance(path, str):
-        raise ScimError(400, "path must be a string", "invalidPath")
-    value = values.get("value")
-    if op == "remove":
-        if path is None:
-            raise ScimError(400, "remove needs a path", "noTarget")
-        name = unprefixed(path)
-        role = ROLE_VALUE_PATH.fullmatch(name)
-        if name.lower() == "roles":
-            changes.roles = []
-        elif role is not None:
-            removed = json_string(role.group(1), "path", "invalidPath")
-            changes.roles = [r for r in changes.roles if r != removed]
-        else:
-            raise ScimError(400, "only roles can be removed", "invalidPath")
-    elif path is None:
-        # No path: the value holds the attributes to add or replace (RFC 7644 §3.5.2).
-        if not isinstance(value, dict):
-            raise ScimError(400, "an operation without path needs an object value", "invalidValue")
-        for name, item in attributes(value).items():
-            patch_attribute(changes, op, name, item)
-    else:
-        patch_attribute(changes, op, attribute_name(path), value)
+def string_list(value: Any, name: str) -> list[str]:
+    """A list of strings of a request body (null: none)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ScimError(400, f"{name} must be a list of strings", "invalidValue")
+    return value

@@ -28,16 +28,18 @@ from opus.core.phases import RUNNING, TERMINAL, Phase, allowed_predecessors, par
 from opus.core.records import Job, JobDetails, Parameter, Result
 from opus.core.times import utcnow
 from opus.server.auth import hash_token
-from opus.server.jdl import JDLRegistry
+from opus.server.jdl import JDLRegistry, JobDefinition
 from opus.server.managers import ManagedJob, Manager, ManagerError
 from opus.server.nofollow import OpenFile
 from opus.server.notify import PhaseNotifier
+from opus.server.service.definitions import KeptDefinitions
 from opus.server.service.inputs import Upload
 from opus.server.service.jobfiles import JobFiles, ScriptRequest
 from opus.server.service.limits import ENDED, OwnerLimits, Quota, directory_bytes
 from opus.server.service.listing import JobListing
 from opus.server.service.validation import JobValidator
 from opus.server.storage import Coordination, JobStore
+from opus.server.storage.definitions import DefinitionStore
 from opus.server.waiting import Wait
 from opus.settings import Settings
 
@@ -62,6 +64,7 @@ class JobService(JobListing):
         self.notifier = notifier or PhaseNotifier(max(1, settings.SERVER_THREADS - 8))
         self.validator = JobValidator(settings, manager)
         self.limits = OwnerLimits(settings, store)
+        self.kept = KeptDefinitions(DefinitionStore(store.engine), registry)
         self.files = JobFiles(
             settings.jobs_path,
             settings.MAX_UPLOAD_SIZE,
@@ -145,6 +148,13 @@ class JobService(JobListing):
             read = lambda: self.get_job(caller, jobname, job_id)  # noqa: E731
             return wait.in_thread(waiter, details, read, connected)
 
+    def job_definition(self, job: Job) -> JobDefinition:
+        """The definition ``job`` was created with (NotFound if it is kept nowhere)."""
+        jdl = self.kept.of_job(job)
+        if jdl is None:
+            raise NotFound(f"the definition of job {job.id} ({job.jobname}) is not kept")
+        return jdl
+
     def _load(self, caller: Caller, jobname: str, job_id: str) -> Job:
         job = self.store.get_job(job_id)
         if job is None or job.jobname != jobname:
@@ -166,6 +176,8 @@ class JobService(JobListing):
         values: Mapping[str, str],
         uploads: Sequence[Upload] = (),
         control: Mapping[str, str] | None = None,
+        *,
+        trial_of: JobDefinition | None = None,
     ) -> Job:
         """Validate everything, then store a PENDING job of the caller (run it if PHASE=RUN).
 
@@ -174,7 +186,12 @@ class JobService(JobListing):
         is stored when a value is refused (BadRequest, PayloadTooLarge), the type is
         unknown (NotFound) or not the caller's to use (Forbidden).
         """
-        jdl = self.usable_definition(caller, jobname)
+        if trial_of is None:
+            jdl = self.usable_definition(caller, jobname)
+            revision, digest = self.kept.pin(jdl)
+        else:  # a draft's trial job: the definition workflow checked who may run it
+            jdl = trial_of
+            revision, digest = self.kept.pin(jdl, author=caller.name, trial=True)
         checked_control = self.validator.control(control or {})
         checked = self.validator.values(jdl, values, uploads)
         allowance = self.limits.before_creation(caller.name, checked, checked_control.run)
@@ -205,6 +222,8 @@ class JobService(JobListing):
                 external_id=None,
                 # The signal token is made at RUN: a PENDING job accepts no signal.
                 token_hash="",
+                definition_revision=revision,
+                definition_hash=digest,
             )
             job = self.limits.insert_job(job, stored, self.files.directory(job_id))
         except BaseException:
@@ -228,7 +247,7 @@ class JobService(JobListing):
         id are stored before the answer. A job ``created`` to run at once is dropped if refused."""
         if job.phase != Phase.PENDING:
             raise Forbidden(f"job {job.id} is {job.phase}: only a PENDING job can be run")
-        jdl = self.definition(job.jobname)
+        jdl = self.job_definition(job)
         token = secrets.token_urlsafe(32)
         queued = self.change_phase(
             job.id,
@@ -304,7 +323,7 @@ class JobService(JobListing):
         job = self._load(caller, jobname, job_id)
         if job.phase != Phase.PENDING:
             raise Forbidden(f"job {job.id} is {job.phase}: executionDuration is fixed")
-        value = self.validator.execution_duration(self.definition(job.jobname), text)
+        value = self.validator.execution_duration(self.job_definition(job), text)
         if not self.store.set_execution_duration(job.id, value, {Phase.PENDING}):
             raise Forbidden(f"job {job.id} is no longer PENDING")
         self.notifier.notify_owner(job.owner)
@@ -329,7 +348,7 @@ class JobService(JobListing):
         job = self._load(caller, jobname, job_id)
         if job.phase != Phase.PENDING:
             raise Forbidden(f"job {job.id} is {job.phase}: parameters can no longer change")
-        checked = self.validator.values(self.definition(job.jobname), values, uploads, partial=True)
+        checked = self.validator.values(self.job_definition(job), values, uploads, partial=True)
         stored = [Parameter(name, value) for name, value in checked.parameters.items()]
         allowance = self.limits.before_update(job, checked)
         stored += self.files.save_inputs(job.id, checked.urls, checked.uploads, allowance)
@@ -425,7 +444,7 @@ class JobService(JobListing):
 
     def collect_results(self, job: Job) -> list[Result]:
         """The result files of a job, named after its definition's generated entities."""
-        jdl = self.registry.get(job.jobname)
+        jdl = self.kept.of_job(job)
         return self.files.collect_results(job.id, jdl.generated if jdl else [])
 
     def stop(self, job: Job) -> None:

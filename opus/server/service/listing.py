@@ -4,7 +4,9 @@ A part of JobService (its base class, so that jobs.py keeps the life cycle): the
 access rules, applied here for lists. A job list holds the caller's jobs, every
 owner's for an admin. The UWS list of one type streams (``list_jobs``); the pages and
 JSON clients get a page at a time, newest first, of every type or some, with a cursor
-(``list_user_jobs``: keyset paging, storage/listing.py). A live page follows the change
+(``list_user_jobs``: keyset paging, storage/listing.py); an admin may ask for one
+owner's jobs, nobody else for another's (Forbidden, not an empty list: the request is
+refused, never silently answered with the caller's own jobs). A live page follows the change
 feed (``changes``, ``wait_changes``): the caller's jobs changed since a token, and a
 new token, so that it never polls in a loop (storage/changes.py tells why a token never
 misses a change and does not depend on any clock). Waiting for changes holds this
@@ -27,6 +29,7 @@ from opus.core.records import JobChanges, JobPage, JobSummary
 from opus.core.times import parse_time
 from opus.server.jdl import JDLRegistry, JobDefinition
 from opus.server.notify import EVERYBODY, PhaseNotifier
+from opus.server.service.definitions import KeptDefinitions
 from opus.server.storage import JobStore
 from opus.server.storage.listing import ListFilter, Position
 from opus.server.waiting import CLIENT_CHECK_SECONDS, RECHECK_SECONDS
@@ -73,6 +76,7 @@ class JobListing:
     store: JobStore
     registry: JDLRegistry
     notifier: PhaseNotifier
+    kept: KeptDefinitions
 
     # -- job types ----------------------------------------------------------------------
 
@@ -112,9 +116,11 @@ class JobListing:
         """The caller's jobs of a type (every owner's for an admin), streamed.
 
         Oldest first, or the ``last`` newest, newest first; ``phases`` empty means
-        every phase but ARCHIVED. NotFound for an unknown job type.
+        every phase but ARCHIVED. NotFound for a type that never was (a retired
+        type's jobs are still listed).
         """
-        self.definition(jobname)
+        if not self.kept.known(jobname):
+            self.definition(jobname)  # raises NotFound, naming the types there are
         owner = None if caller.is_admin else caller.name
         return self.store.list_jobs(jobname, phases, after, last, owner=owner)
 
@@ -128,6 +134,7 @@ class JobListing:
         limit: int = PAGE_SIZE,
         after: datetime | None = None,
         newer: str | None = None,
+        owner: str | None = None,
     ) -> JobPage:
         """A page of the jobs the caller may see (its own; every owner's for an admin),
         newest first (by creation time, then id).
@@ -140,16 +147,20 @@ class JobListing:
         naming LAST otherwise). A page reads at most SCAN_BUDGET jobs: a search may
         return fewer jobs than ``limit`` with a ``next_cursor`` to go on from.
         ``newer``: the ``newer_cursor`` of the page after (the way back, instead of
-        ``cursor``); past the newest jobs, the first page.
+        ``cursor``); past the newest jobs, the first page. ``owner``: only the jobs of
+        this owner (Forbidden for another owner than the caller unless
+        the caller is an admin).
         """
         if not 1 <= limit <= PAGE_SIZE_MAX:
             raise BadRequest(f"LAST must be from 1 to {PAGE_SIZE_MAX}, not {limit}", "LAST")
         for jobname in types:
-            self.definition(jobname)
+            if not self.kept.known(jobname):
+                self.definition(jobname)  # NotFound, naming the types there are
         before = decode_cursor(cursor) if cursor else None
         where = ListFilter(
-            owner=None if caller.is_admin else caller.name,
-            jobnames=tuple(dict.fromkeys(types)) or tuple(self.registry.names()),
+            owner=self._listed_owner(caller, owner),
+            # Retired types' jobs and trial jobs of drafts are listed too.
+            jobnames=tuple(dict.fromkeys(types)) or tuple(self.kept.all_names()),
             phases=tuple(dict.fromkeys(phases)),
             run_id=run_id or None,
             after=after,
@@ -171,6 +182,22 @@ class JobListing:
         if before is not None:
             newer_cursor = encode_cursor(_position_of(jobs[0]) if jobs else before)
         return JobPage(tuple(jobs), next_cursor, token, newer_cursor)
+
+    @staticmethod
+    def _listed_owner(caller: Caller, owner: str | None) -> str | None:
+        """The owner a list is limited to (None: every owner's, for an admin)."""
+        if owner is None:
+            return None if caller.is_admin else caller.name
+        if owner != caller.name and not caller.is_admin:
+            raise Forbidden(f"only admins may list the jobs of another owner ({owner!r})")
+        return owner
+
+    def job_counts(self, caller: Caller, phases: Sequence[Phase]) -> dict[Phase, int]:
+        """How many jobs of every owner are in each of ``phases`` now (the server's
+        status page); Forbidden unless the caller is an admin."""
+        if not caller.is_admin:
+            raise Forbidden("the server's job counts are for admins only")
+        return self.store.lists.phase_counts(tuple(dict.fromkeys(phases)))
 
     # -- the change feed ----------------------------------------------------------------
 

@@ -14,6 +14,11 @@ reconciler lock of storage.Coordination).
 A job whose reconciliation fails (a fault of OPUS's, or a job directory it cannot
 make sense of) is not retried every pass: the fault is logged once, with its
 traceback, and the job is moved to ERROR with an errorSummary saying so.
+
+Each pass is recorded (``last_pass``): when it started, how long it took, what it
+changed, or the fault that stopped it; the admins' status page shows it. The record is
+kept in memory, per service and per process: a pass another process of the server ran
+(the holder of the reconciler lock, `opus maintenance`) is not in it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,10 +55,54 @@ class ReconcileReport:
     archived: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PassRecord:
+    """One pass of the reconciler as this process saw it: its start, its duration in
+    seconds, and what it did (``report``) or the fault that stopped it (``error``)."""
+
+    started: datetime
+    seconds: float
+    report: ReconcileReport | None
+    error: str | None = None
+
+
+# The last pass of each service in this process (weak: a service gone takes its own).
+_last_passes: weakref.WeakKeyDictionary[JobService, PassRecord] = weakref.WeakKeyDictionary()
+_last_passes_lock = threading.Lock()
+
+
+def last_pass(service: JobService) -> PassRecord | None:
+    """The last reconciliation pass this process ran for ``service`` (None: none yet)."""
+    with _last_passes_lock:
+        return _last_passes.get(service)
+
+
 def reconcile(service: JobService) -> ReconcileReport:
-    """One pass: ask the manager about running jobs, enforce limits, destroy."""
+    """One pass: ask the manager about running jobs, enforce limits, destroy; recorded
+    (``last_pass``), a failed pass with its fault before it is raised again."""
+    started = utcnow()
+    clock = time.monotonic()
+    try:
+        report = _reconcile(service, started)
+    except Exception as exc:
+        _record(service, PassRecord(started, time.monotonic() - clock, None, _reason(exc)))
+        raise
+    _record(service, PassRecord(started, time.monotonic() - clock, report))
+    return report
+
+
+def _record(service: JobService, record: PassRecord) -> None:
+    with _last_passes_lock:
+        _last_passes[service] = record
+
+
+def _reason(exc: Exception) -> str:
+    """A fault in one printable line (the log has its traceback)."""
+    return printable(" ".join(str(exc).split())[:200]) or type(exc).__name__
+
+
+def _reconcile(service: JobService, now: datetime) -> ReconcileReport:
     report = ReconcileReport()
-    now = utcnow()
     # In batches, so that memory stays flat however many jobs run; each batch is one
     # call to the manager (one squeue for SLURM).
     for jobs in service.store.running_jobs(RUNNING):
@@ -79,8 +130,7 @@ def _give_up(
 ) -> None:
     """ERROR for a job its reconciliation failed on, so that the next pass does not
     fail on it again (a failure to do even that, the database gone, is retried)."""
-    reason = printable(" ".join(str(exc).split())[:200]) or type(exc).__name__
-    message = f"OPUS could not finish the job ({reason}): see the server's log"
+    message = f"OPUS could not finish the job ({_reason(exc)}): see the server's log"
     try:
         if job.phase in RUNNING and job.external_id is not None:
             service.stop(job)

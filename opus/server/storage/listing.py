@@ -18,6 +18,10 @@ fewer jobs than asked for and a next position, never by reading a whole table.
 
 The way back (``newer_page``, a page's "Newer jobs" link) reads the same ranges upwards
 from a position, oldest first, and hands the page back newest first.
+
+An admin's list of one owner's jobs is an owner's list like any other (the owner
+indexes); ``phase_counts`` counts the jobs in some phases (``ix_jobs_phase``), for the
+server's status page.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.engine import Connection, Engine
 
 from opus.core.phases import Phase
 from opus.core.records import JobSummary
+from opus.server.storage.engine import storable
 from opus.server.storage.models import JobRow
 
 # What a list line shows (JobSummary's fields, in its order).
@@ -73,9 +78,10 @@ class Position:
 class ListFilter:
     """Which jobs a list holds.
 
-    ``owner`` None lists every owner's jobs; ``jobnames`` are the job types listed (never
-    empty); ``phases`` empty means every phase but ARCHIVED; ``run_id`` is a part of the
-    run id, in any case; ``after``, a time the jobs were created strictly after.
+    ``owner`` None lists every owner's jobs, else that owner's; ``jobnames`` are the job
+    types listed (never empty); ``phases`` empty means every phase but ARCHIVED;
+    ``run_id`` is a part of the run id, in any case; ``after``, a time the jobs were
+    created strictly after.
     """
 
     owner: str | None
@@ -160,6 +166,8 @@ class JobLists:
         None. Every branch is merged in that order; at most ``budget`` rows are read."""
         budget = max(budget, limit + 1)
         kept: list[Sequence[Any]] = []
+        if where.owner is not None and not storable(where.owner):
+            return kept, None  # no job has such an owner (and PostgreSQL refuses NUL)
 
         def lacking() -> int:
             return limit + 1 - len(kept)
@@ -185,6 +193,22 @@ class JobLists:
         if read >= budget and last is not None:
             return kept, _position(last)
         return kept, None
+
+    def phase_counts(self, phases: Sequence[Phase]) -> dict[Phase, int]:
+        """How many jobs are in each of ``phases`` now (every owner's; a phase no job
+        is in counts 0): one grouped count over the phase index."""
+        counts = dict.fromkeys(phases, 0)
+        if not phases:
+            return counts
+        statement = (
+            select(JobRow.phase, func.count())
+            .where(JobRow.phase.in_([phase.value for phase in phases]))
+            .group_by(JobRow.phase)
+        )
+        with self.engine.connect() as conn:
+            for phase, count in conn.execute(statement):
+                counts[Phase(phase)] = int(count)
+        return counts
 
     @staticmethod
     def _branch(

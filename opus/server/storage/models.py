@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -62,6 +72,10 @@ class JobRow(Base):
     # What the job's files take: its inputs when saved, its whole directory once ended
     # (owner_usage adds these up).
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The job definition the job was created with (migration 0009; storage/definitions.py):
+    # its revision (None for a draft's trial job) and the SHA-256 of its canonical text.
+    definition_revision: Mapped[int | None] = mapped_column(Integer, default=None)
+    definition_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     # When the job last changed, in the database's order of changes: set by triggers on
     # every insert and update, whatever the writer gives (migration 0005; changes.py).
     change_seq: Mapped[int | None] = mapped_column(BigInteger, default=0, server_default="0")
@@ -164,7 +178,8 @@ class LeaseRow(Base):
 
 
 class UserRow(Base):
-    """A user: roles, active flag, API token (hash only) and optional web password."""
+    """A user: roles, active flag, API token (hash only), optional web password and
+    optional external id."""
 
     __tablename__ = "users"
 
@@ -174,6 +189,8 @@ class UserRow(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     password_hash: Mapped[str | None] = mapped_column(Text, default=None)
     creation_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What an identity provider knows the user by (SCIM externalId, migration 0008).
+    external_id: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class AuthFailureRow(Base):
@@ -228,3 +245,61 @@ class SharedLinkRow(Base):
         Index("ix_shared_links_expires", "expires"),
         Index("ix_shared_links_job", "job_id"),
     )
+
+
+class DefinitionVersionRow(Base):
+    """A job definition as it was used or approved (migration 0009): its canonical YAML
+    text (script inline) and SHA-256, its revision number (None for a draft's text that
+    only ran trial jobs), its author, and who approved it when (None: read from a file
+    an admin put in JDL_PATH). Never changed once written, but for the revision a trial
+    text gets when it is approved."""
+
+    __tablename__ = "jdl_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int | None] = mapped_column(Integer, default=None)
+    hash: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    version_label: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str | None] = mapped_column(String(255), default=None)
+    approved_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    __table_args__ = (
+        UniqueConstraint("name", "hash", name="uq_jdl_versions_hash"),
+        UniqueConstraint("name", "revision", name="uq_jdl_versions_revision"),
+    )
+
+
+class DefinitionDraftRow(Base):
+    """The draft of a job type (migration 0009): the text as its author gave it, in its
+    form, with the script when given apart, and when it was last saved and submitted
+    for approval (None: not submitted since)."""
+
+    __tablename__ = "jdl_drafts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    author: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    script: Mapped[str | None] = mapped_column(Text, default=None)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class OIDCIdentityRow(Base):
+    """Who an OpenID Connect provider's account is on OPUS (migration 0010): the
+    provider's name in OIDC_PROVIDERS and the ID token's ``sub``, never reassigned by
+    the provider, for the OPUS user it signs in (gone with the user), made when the
+    link was. One account of a provider per user: the unique index."""
+
+    __tablename__ = "oidc_identities"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_oidc_identities_user", "user_name", "provider", unique=True),)

@@ -26,13 +26,26 @@ from opus.server.storage.models import JobRow, UserRow
 
 _USER_COLUMNS = list(UserRow.__table__.columns)
 _SELECT_USER = (
-    "SELECT name, roles, active, token_hash, password_hash, creation_time FROM users WHERE "
+    "SELECT name, roles, active, token_hash, password_hash, creation_time, external_id "
+    "FROM users WHERE "
 )
 # One row, for a user or none, with the end of the longest refusal of two counters.
 _AUTHENTICATE = (
     "SELECT u.name, u.roles, u.active, u.token_hash, u.password_hash, u.creation_time, "
-    "(SELECT max(blocked_until) FROM auth_failures WHERE key IN (?, ?)) "
+    "u.external_id, (SELECT max(blocked_until) FROM auth_failures WHERE key IN (?, ?)) "
     "FROM (SELECT 1 AS probe) AS p LEFT JOIN users AS u ON u."
+)
+
+
+# The columns of _SELECT_USER and of a user in _AUTHENTICATE, in their order.
+_DRIVER_COLUMNS = (
+    "name",
+    "roles",
+    "active",
+    "token_hash",
+    "password_hash",
+    "creation_time",
+    "external_id",
 )
 
 
@@ -44,8 +57,7 @@ def _user_from_row(row: Any) -> User:
 
 def _user_from_driver(row: tuple[Any, ...]) -> User:
     """A user from a row of the driver (SQLite gives text times and integer flags)."""
-    names = ("name", "roles", "active", "token_hash", "password_hash", "creation_time")
-    values = dict(zip(names, row, strict=True))
+    values = dict(zip(_DRIVER_COLUMNS, row, strict=True))
     return User(
         name=values["name"],
         roles=tuple(r for r in values["roles"].split(",") if r),
@@ -53,6 +65,7 @@ def _user_from_driver(row: tuple[Any, ...]) -> User:
         token_hash=values["token_hash"],
         password_hash=values["password_hash"],
         creation_time=driver_time(values["creation_time"]) or datetime.now(UTC),
+        external_id=values["external_id"],
     )
 
 
@@ -70,7 +83,7 @@ class UserStore:
         created: Any = datetime(2000, 1, 1)
         if engine.dialect.name == "sqlite":
             created = created.isoformat(" ", "microseconds")
-        self._absent: tuple[Any, ...] = ("", "", 0, "", None, created)
+        self._absent: tuple[Any, ...] = ("", "", 0, "", None, created, None)
 
     def add(self, user: User, earlier_jobs_to: str | None = None) -> bool:
         """Store a new user; False if the name (or the token) is taken. Jobs owned by
@@ -85,6 +98,7 @@ class UserStore:
                         token_hash=user.token_hash,
                         password_hash=user.password_hash,
                         creation_time=user.creation_time,
+                        external_id=user.external_id,
                     )
                 )
                 if earlier_jobs_to is not None:
@@ -123,14 +137,25 @@ class UserStore:
         if row is None:  # pragma: no cover - the statement always gives one row
             return None, None
         found = row[0] is not None
-        user = _user_from_driver(row[:6] if found else self._absent)
-        return (user if found else None), driver_time(row[6])
+        width = len(_DRIVER_COLUMNS)
+        user = _user_from_driver(row[:width] if found else self._absent)
+        return (user if found else None), driver_time(row[width])
 
     def all(self) -> list[User]:
         """Every user, by name."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(*_USER_COLUMNS).order_by(UserRow.name))
             return [_user_from_row(row) for row in rows]
+
+    def with_external_id(self, external_id: str) -> list[User]:
+        """The users an identity provider gave ``external_id`` (exact match), by name."""
+        if not storable(external_id):
+            return []
+        statement = (
+            select(*_USER_COLUMNS).where(UserRow.external_id == external_id).order_by(UserRow.name)
+        )
+        with self.engine.connect() as conn:
+            return [_user_from_row(row) for row in conn.execute(statement)]
 
     def count(self) -> int:
         """How many users there are."""
@@ -152,6 +177,10 @@ class UserStore:
     def set_password_hash(self, name: str, password_hash: str | None) -> bool:
         """Replace (or with None, remove) the user's web password; True if the user exists."""
         return self._update(name, password_hash=password_hash)
+
+    def set_external_id(self, name: str, external_id: str | None) -> bool:
+        """Replace (or with None, remove) the user's external id; True if the user exists."""
+        return self._update(name, external_id=external_id)
 
     def _update(self, name: str, **columns: Any) -> bool:
         if not storable(name):
