@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from opus.server.jdl import JDLRegistry
+from opus.server.jdl.registry import CHECK_INTERVAL
 
 GOOD = "name: {name}\nscript: echo {name}\n"
 
@@ -82,9 +83,9 @@ def test_reload_is_throttled_then_picks_up_changes(jdl_dir: Path) -> None:
     clock = FakeClock()
     registry = JDLRegistry(jdl_dir, clock=clock)
     write(jdl_dir / "delta.yml", GOOD.format(name="delta"))
-    clock.now += 0.5
-    assert registry.get("delta") is None  # checked less than a second ago
-    clock.now += 0.6
+    clock.now += CHECK_INTERVAL * 0.8
+    assert registry.get("delta") is None  # checked less than CHECK_INTERVAL ago
+    clock.now += CHECK_INTERVAL * 0.3
     assert registry.get("delta") is not None
     assert registry.names() == ["alpha", "beta", "delta", "gamma"]
 

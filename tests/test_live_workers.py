@@ -294,7 +294,7 @@ def test_a_definition_approved_on_one_process_is_served_by_the_other_within_a_se
             assert time.monotonic() - started < 5, "the other process still serves version 1"
             time.sleep(0.05)
         elapsed = time.monotonic() - started
-        # Its registry looks at JDL_PATH every second (plus the requests' own time).
+        # Its registry looks at JDL_PATH twice a second (plus the requests' own time).
         assert elapsed < 1.5, elapsed
         job_id = there.create("sleep", {"duration": "0"})
         detail = there.get(there.job_url("sleep", job_id), headers={"Accept": "application/json"})

@@ -1,9 +1,11 @@
 """The job types a server offers: every definition in one directory, kept up to date.
 
 The server asks the registry for a definition on every job creation, so get() is cheap:
-at most once per second it lists the directory (names, sizes, modification times) and
-reloads everything only when that listing changed. A broken file is logged and reported
-in ``errors`` while the other definitions are still served.
+at most twice a second (CHECK_INTERVAL) it lists the directory (names, sizes,
+modification times) and reloads everything only when that listing changed: a definition
+approved by one process of the server is served by the others within a second. A
+broken file is logged and reported in ``errors`` while the other definitions are still
+served.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ _PRECEDENCE = list(EXTENSIONS)
 _WATCHED = (*EXTENSIONS, ".sh")
 
 Signature = tuple[tuple[str, int, int, int], ...] | None
+# Seconds between two listings of the directory: a listing costs a few stat calls.
+CHECK_INTERVAL = 0.5
 
 
 class JDLRegistry:
@@ -35,7 +39,7 @@ class JDLRegistry:
         self,
         path: Path,
         *,
-        check_interval: float = 1.0,
+        check_interval: float = CHECK_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)

@@ -8,7 +8,7 @@ trial jobs of it and submits it; admins approve, restore and retire.
 The active definitions stay the files of JDL_PATH that the registry reads: approving
 writes NAME.yml and NAME.sh there (atomically) and moves any other file of that name
 into JDL_PATH/.retired, so every worker of the server, whose registry looks at the
-directory every second, serves the new version within a second. Every text that was
+directory twice a second, serves the new version within a second. Every text that was
 approved or ran a job is kept in the database (storage/definitions.py), so a job keeps
 its definition, and an earlier version can be read, compared and restored.
 """
