@@ -28,9 +28,10 @@ from opus.core.access import JDL_AUTHOR_ROLE
 from opus.core.errors import Forbidden
 from opus.server.jdl.model import DATATYPES
 from opus.server.routes.common import see_other
+from opus.server.service.jdlworkflow import DEFINITION_NAME as WRITTEN_NAME
 
 # The names the /jdl API takes for job types (a subset of JOBNAME_PATTERN).
-DEFINITION_NAME = r"[a-z][a-z0-9_]{0,63}"
+DEFINITION_NAME = WRITTEN_NAME.pattern
 LIST = "/admin/jdl"
 EDITOR = f"/admin/jdl/<name:re:{DEFINITION_NAME}>"
 # How a used entity reaches the job, as the editor offers it (its url field).

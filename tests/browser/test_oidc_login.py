@@ -76,3 +76,46 @@ def test_a_refused_user_sees_why(page: Page, site: Site, provider: Provider) -> 
     # Nobody is signed in: the profile asks to sign in.
     page.goto("/profile")
     expect(page).to_have_url(re.compile(r"/login\?next=/profile$"))
+
+
+@pytest.mark.parametrize(
+    ("knob", "reason"),
+    [("expired", "token"), ("foreign_key", "token")],
+    ids=["expired-id-token", "signed-with-a-key-not-in-the-jwks"],
+)
+def test_an_id_token_that_does_not_verify_signs_nobody_in(
+    page: Page, site: Site, provider: Provider, knob: str, reason: str
+) -> None:
+    provider.user_name = "alice"
+    setattr(provider, knob, True)
+    page.goto("/login?next=/jobs")
+    page.get_by_role("link", name="Sign in with Test Provider").click()
+    expect(page).to_have_url(re.compile(rf"/login\?oidc_error={reason}&next=%2Fjobs$"))
+    expect(page.get_by_role("alert")).to_have_text(REASONS[reason])
+    expect(page.get_by_text("User menu of")).to_have_count(0)
+    page.goto("/jobs")
+    expect(page).to_have_url(re.compile(r"/login\?next=/jobs$"))
+
+
+def test_an_answer_with_another_state_signs_nobody_in(
+    page: Page, site: Site, provider: Provider
+) -> None:
+    provider.user_name = "alice"
+
+    # The answer reaches OPUS with a state that is not this attempt's (a forged or
+    # replayed link): the browser's request to the provider, after its sign-in page,
+    # carries another state, which the provider sends back.
+    signed_in = re.compile(r".*/authorize\?.*signed_in=yes.*")
+
+    def forge(route) -> None:  # type: ignore[no-untyped-def]
+        url = re.sub(r"state=[^&]+", "state=somebody-elses", route.request.url)
+        route.continue_(url=url)
+
+    page.route(signed_in, forge)
+    page.goto("/login")
+    page.get_by_role("link", name="Sign in with Test Provider").click()
+    expect(page).to_have_url(re.compile(r"/login\?oidc_error=state"))
+    expect(page.get_by_role("alert")).to_have_text(REASONS["state"])
+    page.unroute(signed_in)
+    page.goto("/profile")
+    expect(page).to_have_url(re.compile(r"/login\?next=/profile$"))
