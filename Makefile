@@ -29,13 +29,22 @@ install: $(VENV)/.installed
 # a single-node SLURM cluster (munge, slurmctld, slurmd, client commands), a throwaway
 # PostgreSQL server and a loopback sshd (the SLURM command prefix) are started by the
 # tests themselves; chromium is the browser the Playwright tests drive (never
-# `playwright install`: its download is not needed).
+# `playwright install`: its download is not needed); graphviz's dot draws the
+# provenance graphs.
 SYSTEM_TOOLS := bash:bash curl:curl sbatch:slurm-client slurmctld:slurmctld \
 	slurmd:slurmd munged:munge ssh:openssh-client sshd:openssh-server \
-	pg_ctlcluster:postgresql chromium:chromium
+	pg_ctlcluster:postgresql chromium:chromium dot:graphviz
 export PATH := $(PATH):/usr/sbin:/sbin
 
-install-test: $(VENV)/.installed-test
+# The current release of prov, apart from the one voprov needs: the tests check that
+# MODEL=W3C documents are read by it without error (tests/test_provenance_w3c.py).
+PROV_VENV := .venv-prov
+$(PROV_VENV)/.installed: | $(BIN)/python
+	$(PYTHON) -m venv $(PROV_VENV)
+	$(PROV_VENV)/bin/pip install --quiet --upgrade prov
+	touch $@
+
+install-test: $(VENV)/.installed-test $(PROV_VENV)/.installed
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -162,4 +171,4 @@ vendor-codemirror:
 	  echo "static/vendor/js-yaml: js-yaml $$version"
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(PROV_VENV) var .pytest_cache

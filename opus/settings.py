@@ -222,6 +222,7 @@ class Settings:
     MAX_REQUEST_HEADER_SIZE: int = 64 * 1024
     REQUEST_HEADER_TIMEOUT: float = 10.0
     SIGNAL_RETRY_SECONDS: int = 3600
+    JOB_PYTHON: str = ""
     URL_FETCH_TIMEOUT: float = 30.0
     SEED_EXAMPLE_JDL: bool = True
     LOG_LEVEL: str = "INFO"

@@ -188,3 +188,34 @@ class StoredDraft:
     script: str | None
     updated: datetime
     submitted: datetime | None
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A file of provenance: an input a job received, or a result it made.
+
+    ``job_id`` is the job whose directory holds the file (the one that made a result);
+    ``present`` is false once that job and its files are gone.
+    """
+
+    id: str
+    kind: str  # "input" or "result"
+    job_id: str
+    name: str  # the result id, or the input's name in its job's definition
+    path: str  # inside the job's directory
+    owner: str
+    content_type: str
+    size: int
+    sha256: str
+    creation_time: datetime
+    source: str | None = None  # the URL an input was fetched from
+    present: bool = True
+
+
+@dataclass(frozen=True)
+class EntityUse:
+    """A job used an entity as its input ``role``."""
+
+    job_id: str
+    role: str
+    entity_id: str

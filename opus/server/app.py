@@ -38,6 +38,7 @@ from opus.server.routes import (
     jobs,
     oidc,
     openapi,
+    provenance,
     scim,
     session,
     shared,
@@ -127,6 +128,7 @@ def create_application(settings: Settings, service: JobService | None = None) ->
         jobs.tree(service, authn, parker),
         jdl.tree(service, authn, DefinitionWorkflow(service)),
         store.tree(service, authn),
+        provenance.tree(service, authn),
         shared.tree(links),
         handler.tree(service),
         scim.tree(UserManager(users), authn),
@@ -167,7 +169,8 @@ def _index_tree(service: JobService, authn: Authenticator, settings: Settings) -
 def _unmatched(error: bottle.HTTPError) -> str:
     """A request no route answers (404, 405), rendered as its path's tree renders errors."""
     path = bottle.request.path
-    json_tree = path in ("/changes", "/jdl") or path.startswith("/jdl/")
+    json_tree = path in ("/changes", "/jdl", "/entities")
+    json_tree = json_tree or path.startswith(("/jdl/", "/entities/"))
     if json_tree or (path.startswith("/rest") and prefers_json(TEXT_TYPE)):
         bottle.response.content_type = JSON_CONTENT_TYPE
         if path.startswith("/rest"):

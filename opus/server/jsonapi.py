@@ -21,6 +21,7 @@ from urllib.parse import quote
 from opus.core.errors import OpusError
 from opus.core.records import JobChanges, JobDetails, JobPage, JobSummary, Parameter
 from opus.core.times import format_time
+from opus.server.storage.entities import result_entity_id
 from opus.server.uwsxml import result_url
 
 JSON_CONTENT_TYPE = "application/json"
@@ -51,6 +52,8 @@ def results_value(details: JobDetails, base_url: str) -> list[dict[str, Any]]:
             "href": result_url(base_url, details.job.id, r.result_id),
             "size": r.size,
             "mimeType": r.content_type or None,
+            # The result as a provenance entity: what /entities and later jobs name.
+            "entity": result_entity_id(details.job.id, r.result_id),
         }
         for r in details.results
     ]

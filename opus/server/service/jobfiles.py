@@ -61,6 +61,7 @@ class ScriptRequest:
     result_patterns: Sequence[str]
     signal_url: str
     signal_retry_seconds: int
+    python: str = "python3"
 
 
 class JobFiles:
@@ -210,6 +211,7 @@ class JobFiles:
                 parameters=variables,
                 result_patterns=request.result_patterns,
                 signal_retry_seconds=request.signal_retry_seconds,
+                python=request.python,
             )
         )
         write_private(layout.job_script, request.script)

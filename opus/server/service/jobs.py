@@ -17,7 +17,9 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from opus.core import access
@@ -33,6 +35,7 @@ from opus.server.managers import ManagedJob, Manager, ManagerError
 from opus.server.nofollow import OpenFile
 from opus.server.notify import PhaseNotifier
 from opus.server.service.definitions import KeptDefinitions
+from opus.server.service.entities import JobEntities
 from opus.server.service.inputs import Upload
 from opus.server.service.jobfiles import JobFiles, ScriptRequest
 from opus.server.service.limits import ENDED, OwnerLimits, Quota, directory_bytes
@@ -40,6 +43,7 @@ from opus.server.service.listing import JobListing
 from opus.server.service.validation import JobValidator
 from opus.server.storage import Coordination, JobStore
 from opus.server.storage.definitions import DefinitionStore
+from opus.server.storage.entities import EntityStore
 from opus.server.waiting import Wait
 from opus.settings import Settings
 
@@ -71,6 +75,7 @@ class JobService(JobListing):
             settings.URL_FETCH_TIMEOUT,
             settings.ALLOW_PRIVATE_URLS,
         )
+        self.entities = JobEntities(EntityStore(store.engine), store, self.files, settings.BASE_URL)
 
     @property
     def manager(self) -> Manager:
@@ -194,6 +199,7 @@ class JobService(JobListing):
             revision, digest = self.kept.pin(jdl, author=caller.name, trial=True)
         checked_control = self.validator.control(control or {})
         checked = self.validator.values(jdl, values, uploads)
+        checked, references = self.entities.split_references(caller, checked)
         allowance = self.limits.before_creation(caller.name, checked, checked_control.run)
         now = utcnow()
         execution_duration = self.validator.execution_duration(
@@ -204,6 +210,7 @@ class JobService(JobListing):
         try:
             stored = [Parameter(name, value) for name, value in checked.parameters.items()]
             stored += self.files.save_inputs(job_id, checked.urls, checked.uploads, allowance)
+            stored += self.entities.link(job_id, references)
             job = Job(
                 id=job_id,
                 jobname=jobname,
@@ -226,6 +233,7 @@ class JobService(JobListing):
                 definition_hash=digest,
             )
             job = self.limits.insert_job(job, stored, self.files.directory(job_id))
+            self.entities.record_inputs(job, stored, references, jdl, created=True)
         except BaseException:
             # Nothing is kept of a job that could not be stored.
             self.files.remove(job_id)
@@ -262,6 +270,7 @@ class JobService(JobListing):
                 self.destroy(job)
             raise refusal
         values, options = self.validator.script_values(self.store.get_details(job.id))
+        values.update(self.entities.referenced_paths(job.id))
         managed = ManagedJob(
             job.id,
             None,
@@ -277,8 +286,11 @@ class JobService(JobListing):
             result_patterns=[g.default for g in jdl.generated if g.default],
             signal_url=f"{self.settings.SIGNAL_BASE_URL}/handler/job_event",
             signal_retry_seconds=self.settings.SIGNAL_RETRY_SECONDS,
+            python=self.settings.JOB_PYTHON or sys.executable,
         )
         try:
+            if missing := self.entities.missing_references(job.id):
+                raise ManagerError(f"input {missing[0]!r} was deleted with the job that made it")
             batch = self.files.write_scripts(request, token)
             external_id = self.manager.submit(managed, batch)
         except (ManagerError, OSError) as exc:
@@ -348,11 +360,15 @@ class JobService(JobListing):
         job = self._load(caller, jobname, job_id)
         if job.phase != Phase.PENDING:
             raise Forbidden(f"job {job.id} is {job.phase}: parameters can no longer change")
-        checked = self.validator.values(self.job_definition(job), values, uploads, partial=True)
+        jdl = self.job_definition(job)
+        checked = self.validator.values(jdl, values, uploads, partial=True)
+        checked, references = self.entities.split_references(caller, checked)
         stored = [Parameter(name, value) for name, value in checked.parameters.items()]
         allowance = self.limits.before_update(job, checked)
         stored += self.files.save_inputs(job.id, checked.urls, checked.uploads, allowance)
+        stored += self.entities.link(job.id, references)
         self.limits.set_parameters(job, stored, self.files.directory(job.id))
+        self.entities.record_inputs(job, stored, references, jdl)
         self.notifier.notify_owner(job.owner)
 
     # -- signals from batch scripts -----------------------------------------------------
@@ -432,15 +448,18 @@ class JobService(JobListing):
         error_message = None
         if phase == Phase.ERROR:
             error_message = self.files.error_message(job.id, message)
-        return self.change_phase(
+        results = self.collect_results(job)
+        if finished := self.change_phase(
             job.id,
             phase,
             start_time=now if job.start_time is None else None,
             end_time=now,
             error_type="fatal" if phase == Phase.ERROR else None,
             error_message=error_message,
-            results=self.collect_results(job),
-        )
+            results=results,
+        ):
+            self.entities.record_results(replace(job, phase=phase, end_time=now), results)
+        return finished
 
     def collect_results(self, job: Job) -> list[Result]:
         """The result files of a job, named after its definition's generated entities."""
@@ -461,6 +480,7 @@ class JobService(JobListing):
         self.manager.cleanup(ManagedJob(job.id, job.external_id, self.files.directory(job.id)))
         self.store.delete_job(job.id)
         self.files.remove(job.id)
+        self.entities.job_deleted(job.id)
         self.notifier.notify(job.id, job.owner)
 
     def archive(self, job: Job, now: datetime) -> bool:
@@ -475,5 +495,6 @@ class JobService(JobListing):
         )
         if archived:
             self.store.delete_results(job.id)
+            self.entities.results_deleted(job.id)
             self.files.remove(job.id)
         return archived

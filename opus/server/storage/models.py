@@ -303,3 +303,46 @@ class OIDCIdentityRow(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_oidc_identities_user", "user_name", "provider", unique=True),)
+
+
+class EntityRow(Base):
+    """A file of provenance (an Entity): an input a job received, or a result.
+
+    Rows outlive their job (no foreign key to ``jobs``): a later job that used a result
+    still names what it used, with its hash, once the job that made it is deleted;
+    ``present`` is then false and the file is gone. A result's id is derived from its
+    job and result ids (storage/entities.py), so it is the same whoever records it.
+    """
+
+    __tablename__ = "entities"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "input" or "result"
+    # The job whose directory holds the file (the one that made a result).
+    job_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))  # the result id or the input's name
+    path: Mapped[str] = mapped_column(Text)  # inside the job's directory
+    owner: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    creation_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(Text, default=None)  # a fetched input's URL
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (
+        Index("ix_entities_job", "job_id"),
+        Index("ix_entities_owner", "owner", "creation_time"),
+    )
+
+
+class EntityUseRow(Base):
+    """A job used an entity as its input ``role`` (the used entity's name)."""
+
+    __tablename__ = "entity_uses"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(255), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_entity_uses_entity", "entity_id"),)

@@ -1,0 +1,580 @@
+"""IVOA Provenance (ProvDM) documents of jobs, through voprov: PROV-JSON, PROV-XML, PROV-N.
+
+This is the one module of OPUS importing voprov, because importing it rewrites prov's
+global tables in place: it adds a ``voprov`` default namespace (``prov.model.
+DEFAULT_NAMESPACES``, which every prov document's XML then declares) and voprov's types
+and attributes to ``PROV_N_MAP``, ``ADDITIONAL_N_MAP``, ``PROV_BASE_CLS``,
+``PROV_REC_CLS``, ``PROV_ATTRIBUTE_QNAMES`` and ``PROV_ATTRIBUTE_LITERALS`` (no name is
+rebound). Plain W3C output is therefore built and written inside ``plain_prov()``, which
+puts prov's own contents back for that time and voprov's after it; one lock serialises
+every use of these tables, since another thread would see them half-changed.
+
+The IVOA document is the one built from the graph; MODEL=W3C copies it record by record
+into a plain prov document, mapping voprov's classes onto PROV ones (descriptions and
+parameters become entities, voprov's relations prov:Influence, both typed in the OPUS
+vocabulary) and voprov's attributes into the OPUS vocabulary, so that the current prov
+release, or any PROV tool, reads it.
+
+Identifiers are derived from the database ids alone, so that a job or a file has the same
+identifier in every document: ``opus_job:job_{id}``, ``opus_entity:entity_{id}``,
+``opus_user:user_{name}``, ``opus_desc:desc_{jobname}_{definition hash[:12]}[_…]``, each
+namespace under the server's base URL. Local names start with a letter and hold only
+``[A-Za-z0-9_-]`` (other characters are written ``-xx`` per byte): valid in PROV-N and as
+the XML QNames PROV-XML wants. The internal provenance a job left (provinternal.py) is
+merged under the job's activity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import prov.constants
+import prov.model
+from prov.identifier import Namespace, QualifiedName
+from prov.model import ProvBundle, ProvDocument, ProvRecord
+from prov.serializers.provjson import ProvJSONSerializer
+from prov.serializers.provn import ProvNSerializer
+from prov.serializers.provxml import ProvXMLSerializer
+from voprov.models import constants as vc
+from voprov.models.model import VOProvDocument
+from voprov.serializers.provjson import VOProvJSONSerializer
+from voprov.serializers.provn import VOProvNSerializer
+from voprov.serializers.xml import VOProvXMLSerializer
+
+from opus.server import provinternal
+from opus.server.jdl import JobDefinition
+from opus.server.provmodel import (
+    DocumentOptions,
+    EntityNode,
+    Format,
+    JobNode,
+    Model,
+    ProvenanceGraph,
+)
+
+VOPROV: Namespace = vc.VOPROV
+# The OPUS vocabulary: attributes ProvDM has no name for (size, hash…) and, in W3C
+# documents, voprov's terms. Under the base URL like the instance namespaces: OPUS has
+# no address of its own to mint terms under.
+VOCABULARY_PATH = "/provenance/ns#"
+PREFIXES = {
+    "opus_job": "/jobs/",
+    "opus_entity": "/entities/",
+    "opus_user": "/users/",
+    "opus_desc": "/jdl/",
+}
+DESCRIPTION_LEVELS = (0, 1, 2)
+
+_LOCK = threading.RLock()
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+# --- identifiers ---------------------------------------------------------------------
+
+
+def _local(kind: str, *parts: str) -> str:
+    """A local name valid in PROV-N and as an XML NCName, one-to-one with its parts."""
+
+    def escape(match: re.Match[str]) -> str:
+        return "".join(f"-{byte:02x}" for byte in match.group().encode())
+
+    return "_".join([kind, *(_UNSAFE.sub(escape, part) for part in parts)])
+
+
+def activity_id(job_id: str) -> str:
+    """The qualified name of a job's activity (as PROV-N and PROV-JSON write it)."""
+    return f"opus_job:{_local('job', job_id)}"
+
+
+def entity_id(entity_id: str) -> str:
+    """The qualified name of an entity (an input file or a result)."""
+    return f"opus_entity:{_local('entity', entity_id)}"
+
+
+def _revision(node: JobNode) -> str:
+    """What tells two versions of a job type apart in description ids."""
+    if node.job.definition_hash:
+        return node.job.definition_hash[:12]
+    if node.job.definition_revision is not None:
+        return f"r{node.job.definition_revision}"
+    return "unknown"
+
+
+class _Names:
+    """The namespaces of one document and the qualified names built in them."""
+
+    def __init__(self, doc: ProvBundle, base_url: str) -> None:
+        base = base_url.rstrip("/")
+        self.ns = {
+            prefix: doc.add_namespace(prefix, base + path) for prefix, path in PREFIXES.items()
+        }
+        self.vocabulary: Namespace = doc.add_namespace("opus", base + VOCABULARY_PATH)
+        self.agents: set[QualifiedName] = set()  # those already in the document
+
+    def job(self, job_id: str) -> QualifiedName:
+        return self.ns["opus_job"][_local("job", job_id)]
+
+    def parameter(self, job_id: str, name: str) -> QualifiedName:
+        return self.ns["opus_job"][_local("job", job_id, "param", name)]
+
+    def entity(self, entity_id: str) -> QualifiedName:
+        return self.ns["opus_entity"][_local("entity", entity_id)]
+
+    def user(self, name: str) -> QualifiedName:
+        return self.ns["opus_user"][_local("user", name)]
+
+    def contact(self, name: str) -> QualifiedName:
+        return self.ns["opus_user"][_local("contact", name)]
+
+    def description(self, node: JobNode, *parts: str) -> QualifiedName:
+        return self.ns["opus_desc"][_local("desc", node.job.jobname, _revision(node), *parts)]
+
+    def term(self, name: str) -> QualifiedName:
+        return self.vocabulary[name]
+
+
+# --- the IVOA document ---------------------------------------------------------------
+
+
+def build_document(graph: ProvenanceGraph, options: DocumentOptions) -> ProvDocument:
+    """The document of ``graph``: a VOProvDocument for IVOA, a plain ProvDocument for W3C.
+
+    A W3C document is only written correctly inside ``plain_prov()`` (document_bytes
+    does that). Raises ValueError for a description level other than 0, 1, 2.
+    """
+    if options.descriptions not in DESCRIPTION_LEVELS:
+        raise ValueError(f"descriptions must be one of {DESCRIPTION_LEVELS}")
+    with _LOCK:
+        doc = _ivoa_document(graph, options)
+        if options.model is Model.IVOA:
+            return doc
+        with plain_prov():
+            return _w3c_copy(doc, graph.base_url)
+
+
+def _ivoa_document(graph: ProvenanceGraph, options: DocumentOptions) -> VOProvDocument:
+    doc = VOProvDocument()
+    names = _Names(doc, graph.base_url)
+    described: dict[tuple[str, str], dict[str, QualifiedName]] = {}
+    for node in sorted(graph.jobs, key=lambda n: n.job.id):
+        _add_activity(doc, names, node, options)
+        if options.descriptions and node.definition is not None:
+            key = (node.job.jobname, _revision(node))
+            if key not in described:
+                described[key] = _add_descriptions(doc, names, node, node.definition, options)
+            doc.description(names.job(node.job.id), names.description(node))
+    for entity in sorted(graph.entities, key=lambda e: e.id):
+        _add_entity(doc, names, entity)
+    _add_relations(doc, names, graph, described)
+    for node in sorted(graph.jobs, key=lambda n: n.job.id):
+        if node.internal is not None:
+            provinternal.merge(
+                doc,
+                node,
+                names.job(node.job.id),
+                names.term("internalProvenance"),
+                _voprov_type,
+                {"voprov:": VOPROV},  # what logprov writes for the voprov namespace
+            )
+    return doc
+
+
+def _voprov_type(record_type: QualifiedName) -> QualifiedName:
+    """voprov's type for a PROV record type (the type itself when voprov has none)."""
+    candidate = VOPROV[record_type.localpart]
+    if (
+        record_type.namespace.uri == prov.constants.PROV.uri
+        and candidate in prov.model.PROV_REC_CLS
+    ):
+        return candidate
+    return record_type
+
+
+def _add_activity(
+    doc: VOProvDocument, names: _Names, node: JobNode, options: DocumentOptions
+) -> None:
+    job = node.job
+    label = f"{job.jobname} {job.run_id}" if job.run_id else job.jobname
+    attributes: dict[Any, Any] = {
+        prov.constants.PROV_LABEL: label,
+        names.term("phase"): str(job.phase),
+        names.term("url"): node.url,
+        names.term("page"): node.page_url,
+    }
+    if job.run_id:
+        attributes[names.term("runId")] = job.run_id
+    if job.error_message:
+        attributes[VOPROV["comment"]] = job.error_message
+    activity = names.job(job.id)
+    doc.activity(activity, job.jobname, job.start_time, job.end_time, other_attributes=attributes)
+    if options.agents:
+        _add_agents(doc, names, node, activity)
+    if options.configuration:
+        for parameter in sorted(node.parameters, key=lambda p: p.name):
+            description = None
+            if (
+                options.descriptions == 2
+                and node.definition
+                and node.definition.parameter(parameter.name)
+            ):
+                description = names.description(node, "param", parameter.name)
+            extra = {names.term("byReference"): True} if parameter.by_reference else None
+            param = doc.parameter(
+                names.parameter(job.id, parameter.name),
+                parameter.name,
+                parameter.value,
+                description,
+                other_attributes=extra,
+            )
+            doc.configuration(activity, param)
+
+
+def _add_agents(doc: VOProvDocument, names: _Names, node: JobNode, activity: QualifiedName) -> None:
+    """The owner and the definition's contact, each agent written once per document."""
+    agents: list[tuple[QualifiedName, str, str, str]] = [
+        (names.user(node.job.owner), node.job.owner, "", "owner")
+    ]
+    definition = node.definition
+    if definition is not None and (definition.contact_name or definition.contact_email):
+        contact = definition.contact_email or definition.contact_name
+        agents.append(
+            (
+                names.contact(contact),
+                definition.contact_name or contact,
+                definition.contact_email,
+                "contact",
+            )
+        )
+    for agent, name, email, role in agents:
+        if agent not in names.agents:
+            names.agents.add(agent)
+            label = {prov.constants.PROV_LABEL: name}
+            doc.agent(agent, name=name, email=email or None, other_attributes=label)
+        doc.association(activity, agent, role=role)
+
+
+def _add_entity(doc: VOProvDocument, names: _Names, entity: EntityNode) -> None:
+    attributes: dict[Any, Any] = {
+        prov.constants.PROV_LABEL: entity.name,
+        vc.VOPROV_ATTR_CONTENT_TYPE: entity.content_type,
+        names.term("size"): entity.size,
+        names.term("sha256"): entity.sha256,
+        names.term("kind"): entity.kind,
+        names.term("url"): entity.url,
+    }
+    if entity.source:
+        attributes[names.term("source")] = entity.source
+    comment = None
+    if entity.location is None:
+        attributes[names.term("stored")] = False
+        comment = "no longer stored: the job it belongs to was deleted"
+    doc.entity(
+        names.entity(entity.id),
+        entity.name,
+        entity.location,
+        entity.creation_time,
+        comment=comment,
+        other_attributes=attributes,
+    )
+
+
+def _add_relations(
+    doc: VOProvDocument,
+    names: _Names,
+    graph: ProvenanceGraph,
+    described: dict[tuple[str, str], dict[str, QualifiedName]],
+) -> None:
+    """The usages and generations, linked to their descriptions at level 2."""
+    nodes = {node.job.id: node for node in graph.jobs}
+
+    def descriptions(job_id: str) -> dict[str, QualifiedName]:
+        node = nodes.get(job_id)
+        if node is None or node.definition is None:
+            return {}
+        return described.get((node.job.jobname, _revision(node)), {})
+
+    entity_described: set[tuple[QualifiedName, QualifiedName]] = set()
+
+    def describe(entity: QualifiedName, key: str, found: dict[str, QualifiedName]) -> None:
+        if f"entity:{key}" in found and (entity, found[f"entity:{key}"]) not in entity_described:
+            entity_described.add((entity, found[f"entity:{key}"]))
+            doc.description(entity, found[f"entity:{key}"])
+
+    for usage in sorted(graph.usages, key=lambda u: (u.job_id, u.role, u.entity_id)):
+        found, entity = descriptions(usage.job_id), names.entity(usage.entity_id)
+        doc.usage(
+            names.job(usage.job_id),
+            entity,
+            found.get(f"used:{usage.role}"),
+            usage.role,
+            usage.time,
+        )
+        describe(entity, f"used:{usage.role}", found)
+    for generation in sorted(graph.generations, key=lambda g: (g.job_id, g.role, g.entity_id)):
+        found, entity = descriptions(generation.job_id), names.entity(generation.entity_id)
+        doc.generation(
+            entity,
+            names.job(generation.job_id),
+            found.get(f"generated:{generation.role}"),
+            generation.role,
+            generation.time,
+        )
+        describe(entity, f"generated:{generation.role}", found)
+
+
+def _text(value: str) -> str | None:
+    """None for an empty field, which voprov then leaves out."""
+    return value or None
+
+
+def _add_descriptions(
+    doc: VOProvDocument,
+    names: _Names,
+    node: JobNode,
+    definition: JobDefinition,
+    options: DocumentOptions,
+) -> dict[str, QualifiedName]:
+    """The ActivityDescription (and at level 2 the rest) of a definition, by role."""
+    activity = names.description(node)
+    doc.activityDescription(
+        activity,
+        definition.name,
+        version=_text(definition.version),
+        description=_text(definition.annotation),
+        docurl=_text(definition.doculink),
+        type=_text(definition.type),
+        subtype=_text(definition.subtype),
+    )
+    found: dict[str, QualifiedName] = {}
+    if options.descriptions < 2:
+        return found
+    for used in definition.used:
+        dataset = names.description(node, "entity", "used", used.name)
+        doc.datasetDescription(dataset, used.name, used.content_type, _text(used.annotation))
+        found[f"entity:used:{used.name}"] = dataset
+        found[f"used:{used.name}"] = names.description(node, "used", used.name)
+        doc.usageDescription(
+            found[f"used:{used.name}"],
+            activity,
+            used.name,
+            description=_text(used.annotation),
+            multiplicity=_text(used.multiplicity),
+            entityDescription=dataset,
+            other_attributes={vc.VOPROV_ATTR_CONTENT_TYPE: used.content_type}
+            if used.content_type
+            else None,
+        )
+    for generated in definition.generated:
+        dataset = names.description(node, "entity", "generated", generated.name)
+        doc.datasetDescription(
+            dataset, generated.name, generated.content_type, _text(generated.annotation)
+        )
+        found[f"entity:generated:{generated.name}"] = dataset
+        found[f"generated:{generated.name}"] = names.description(node, "generated", generated.name)
+        doc.generationDescription(
+            found[f"generated:{generated.name}"],
+            activity,
+            generated.name,
+            description=_text(generated.annotation),
+            multiplicity=_text(generated.multiplicity),
+            entityDescription=dataset,
+            other_attributes=(
+                {vc.VOPROV_ATTR_CONTENT_TYPE: generated.content_type}
+                if generated.content_type
+                else None
+            ),
+        )
+    for parameter in definition.parameters:
+        doc.parameterDescription(
+            names.description(node, "param", parameter.name),
+            activity,
+            parameter.name,
+            parameter.datatype,
+            description=_text(parameter.annotation),
+            unit=_text(parameter.unit),
+            ucd=_text(parameter.ucd),
+            utype=_text(parameter.utype),
+            min=parameter.min,
+            max=parameter.max,
+            # An attribute holds one value: the choices as a JSON array, in their order.
+            options=json.dumps(parameter.options) if parameter.options else None,
+            default=parameter.default,
+        )
+    return found
+
+
+# --- plain W3C PROV ------------------------------------------------------------------
+
+
+def _voprov_free(table: Any) -> Any:
+    """What ``table`` held before voprov added to it (a copy)."""
+    if isinstance(table, set):
+        # voprov adds voprov names and Literal wrappers: prov's own members are prov names.
+        return {
+            item
+            for item in table
+            if isinstance(item, QualifiedName) and item.namespace.uri != VOPROV.uri
+        }
+    return {
+        key: value
+        for key, value in table.items()
+        if not (isinstance(key, QualifiedName) and key.namespace.uri == VOPROV.uri)
+        and not (isinstance(value, Namespace) and value.uri == VOPROV.uri)
+    }
+
+
+def _prov_tables() -> list[Any]:
+    """prov's global tables voprov changes, each once (prov.model re-exports constants')."""
+    names = (
+        "PROV_N_MAP",
+        "ADDITIONAL_N_MAP",
+        "PROV_BASE_CLS",
+        "PROV_ATTRIBUTE_QNAMES",
+        "PROV_ATTRIBUTE_LITERALS",
+    )
+    tables = [getattr(prov.constants, name) for name in names]
+    tables += [prov.model.DEFAULT_NAMESPACES, prov.model.PROV_REC_CLS]
+    return list({id(table): table for table in tables}.values())
+
+
+@contextlib.contextmanager
+def plain_prov() -> Iterator[None]:
+    """prov as if voprov had never been imported, for the time of the block.
+
+    The tables are changed in place, since every prov module holds them by reference;
+    the lock keeps other threads (which build voprov documents) out meanwhile.
+    """
+    with _LOCK:
+        tables = _prov_tables()
+        saved = [table.copy() for table in tables]
+        try:
+            for table in tables:
+                plain = _voprov_free(table)
+                table.clear()
+                table.update(plain)
+            yield
+        finally:
+            for table, contents in zip(tables, saved, strict=True):
+                table.clear()
+                table.update(contents)
+
+
+def _w3c_types(
+    vocabulary: Namespace,
+) -> dict[QualifiedName, tuple[QualifiedName, QualifiedName | None]]:
+    """voprov's record types → (the PROV type, the prov:type it is asserted to have)."""
+    types: dict[QualifiedName, tuple[QualifiedName, QualifiedName | None]] = {}
+    for record_type in prov.constants.PROV_N_MAP:
+        if record_type.namespace.uri == prov.constants.PROV.uri:
+            types[VOPROV[record_type.localpart]] = (record_type, None)
+    for name in (
+        "ActivityDescription",
+        "UsageDescription",
+        "GenerationDescription",
+        "EntityDescription",
+        "ValueDescription",
+        "DatasetDescription",
+        "ConfigFileDescription",
+        "ParameterDescription",
+        "ConfigFile",
+        "Parameter",
+        "ValueEntity",
+        "DatasetEntity",
+    ):
+        types[VOPROV[name]] = (prov.constants.PROV_ENTITY, vocabulary[name])
+    for record_type, relation in (
+        (vc.VOPROV_DESCRIPTION_RELATION, "isDescribedBy"),
+        (vc.VOPROV_RELATED_TO_RELATION, "isRelatedTo"),
+        (vc.VOPROV_CONFIGURATION_RELATION, "wasConfiguredBy"),
+        (vc.VOPROV_REFERENCE_RELATION, "hadReference"),
+    ):
+        types[record_type] = (prov.constants.PROV_INFLUENCE, vocabulary[relation])
+    return types
+
+
+def _w3c_copy(source: VOProvDocument, base_url: str) -> ProvDocument:
+    """``source`` as plain PROV (called inside plain_prov())."""
+    target = ProvDocument()
+    vocabulary = Namespace("opus", base_url.rstrip("/") + VOCABULARY_PATH)
+    for namespace in source.get_registered_namespaces():
+        if namespace.uri != VOPROV.uri:
+            target.add_namespace(namespace.prefix, namespace.uri)
+    types = _w3c_types(vocabulary)
+    renamed = {
+        prov.constants.PROV["name"]: vocabulary["name"],
+        VOPROV["location"]: prov.constants.PROV_LOCATION,
+    }
+
+    def name(value: Any) -> Any:
+        if isinstance(value, QualifiedName):
+            if value in renamed:
+                return renamed[value]
+            if value.namespace.uri == VOPROV.uri:
+                return vocabulary[value.localpart]
+        return value
+
+    for record in _all_records(source):
+        record_type, asserted = types.get(record.get_type(), (record.get_type(), None))
+        formal = getattr(record, "FORMAL_ATTRIBUTES", None) or ()
+        attributes: list[tuple[Any, Any]] = []
+        for attribute, value in record.attributes:
+            if (
+                asserted
+                and record_type == prov.constants.PROV_INFLUENCE
+                and attribute in formal[:2]
+            ):
+                # voprov's relations have two ends of their own; PROV's influence these two.
+                ends = (prov.constants.PROV_ATTR_INFLUENCEE, prov.constants.PROV_ATTR_INFLUENCER)
+                attribute = ends[formal.index(attribute)]
+            attributes.append((name(attribute), name(value)))
+        if asserted is not None:
+            attributes.append((prov.constants.PROV_TYPE, asserted))
+        target.new_record(record_type, record.identifier, attributes)
+    return target
+
+
+def _all_records(bundle: ProvBundle) -> Iterable[ProvRecord]:
+    yield from bundle.get_records()
+    if isinstance(bundle, ProvDocument):
+        for inner in bundle.bundles:
+            yield from inner.get_records()
+
+
+# --- serialisations ------------------------------------------------------------------
+
+_IVOA_WRITERS: dict[Format, Callable[[ProvDocument], Any]] = {
+    Format.JSON: VOProvJSONSerializer,
+    Format.XML: VOProvXMLSerializer,
+    Format.PROVN: VOProvNSerializer,
+}
+_W3C_WRITERS: dict[Format, Callable[[ProvDocument], Any]] = {
+    Format.JSON: ProvJSONSerializer,
+    Format.XML: ProvXMLSerializer,
+    Format.PROVN: ProvNSerializer,
+}
+
+
+def document_bytes(graph: ProvenanceGraph, options: DocumentOptions, fmt: Format) -> bytes:
+    """The document of ``graph`` in ``fmt`` (UTF-8).
+
+    Raises ValueError for SVG and PNG (provdot.graph_bytes draws those) and for a
+    description level other than 0, 1, 2.
+    """
+    writers = _IVOA_WRITERS if options.model is Model.IVOA else _W3C_WRITERS
+    if fmt not in writers:
+        raise ValueError(f"{fmt.value} is a graph: provdot.graph_bytes draws it")
+    with _LOCK:
+        doc = build_document(graph, options)
+        stream = io.BytesIO()
+        if options.model is Model.IVOA:
+            writers[fmt](doc).serialize(stream)
+        else:
+            with plain_prov():
+                writers[fmt](doc).serialize(stream)
+        return stream.getvalue()
