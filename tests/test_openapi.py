@@ -71,7 +71,17 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-API_PREFIXES = ("/rest", "/store/", "/shared/", "/handler/", "/scim/v2/", "/openapi.json", "/jdl")
+API_PREFIXES = (
+    "/rest",
+    "/store/",
+    "/shared/",
+    "/handler/",
+    "/scim/v2/",
+    "/openapi.json",
+    "/jdl",
+    "/entities",
+    "/provsap",
+)
 # Paths of the API that the web client's pages extend (/jobs/...).
 API_PATHS = ("/", "/jobs", "/changes")
 # The job type the generated requests of /jdl write, approve, try and retire.

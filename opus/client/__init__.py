@@ -13,6 +13,8 @@ pages (rendering.py). The pages:
   ``/profile`` the user's token and password;
 - ``/admin…`` the admins' pages: users, every owner's jobs, the server's status
   (admin.py);
+- ``/entities/ID`` an entity (an input or a result): what made it, what used it
+  (entitypages.py; scripts get the JSON of routes/provenance.py);
 - ``/static/…`` the CSS and JavaScript (static.py).
 
 Scripts (static/js, ES modules) make the pages live: a job page waits on the job with
@@ -27,7 +29,7 @@ from typing import Any
 
 import bottle
 
-from opus.client import account, admin, astropages, jdleditor, jobpages, newjob
+from opus.client import account, admin, astropages, entitypages, jdleditor, jobpages, newjob
 from opus.client.context import Pages
 from opus.client.rendering import (
     SECURITY_HEADERS,
@@ -73,6 +75,7 @@ def tree(
     account.add_routes(app, pages)
     admin.add_routes(app, pages)
     jdleditor.add_routes(app, pages)
+    entitypages.add_routes(app, pages)
 
     @app.get("/static/<path:path>")
     def static_file(path: str) -> bottle.HTTPResponse:
@@ -87,9 +90,10 @@ def is_page_path(path: str) -> bool:
 
 
 def negotiated(pages: bottle.Bottle, others: Iterable[bottle.Bottle]) -> list[bottle.Route]:
-    """Routes for what both the pages and another tree answer ("/" and "/jobs"): the
-    page for a request that prefers HTML (a browser's), the other tree's answer for
-    the others (scripts: no Accept, ``*/*``, JSON, text). Merged after the trees."""
+    """Routes for what both the pages and another tree answer ("/", "/jobs",
+    "/entities/ID"): the page for a request that prefers HTML (a browser's), the other
+    tree's answer for the others (scripts: no Accept, ``*/*``, JSON, text). Merged
+    after the trees."""
     dispatcher = bottle.Bottle()
     own = {(route.rule, route.method): route for route in pages.routes}
     made = []

@@ -50,6 +50,9 @@ class GraphError(RuntimeError):
 # --- DOT source ----------------------------------------------------------------------
 
 
+MAX_JOBS_WITH_AGENTS = 20
+
+
 def _short(text: str, length: int = LABEL_LENGTH) -> str:
     text = _CONTROL.sub(" ", text).strip()
     return text if len(text) <= length else text[: length - 1] + "…"
@@ -75,8 +78,8 @@ def _node(node_id: str, style: str, label: str, url: str, tooltip: str, root: bo
     )
 
 
-def _edge(tail: str, head: str, relation: str, role: str) -> str:
-    return f"  {_quoted(tail)} -> {_quoted(head)} [label={_lines(relation, role)}];"
+def _edge(tail: str, head: str, relation: str, role: str, extra: str = "") -> str:
+    return f"  {_quoted(tail)} -> {_quoted(head)} [label={_lines(relation, role)}{extra}];"
 
 
 def _job_label(node: JobNode) -> str:
@@ -120,7 +123,9 @@ def dot_source(graph: ProvenanceGraph, options: DocumentOptions) -> str:
         lines.append(
             _edge(f"entity:{gen.entity_id}", f"job:{gen.job_id}", "wasGeneratedBy", gen.role)
         )
-    if options.agents:
+    # Agents are left out of large graphs: tied to every job, they make dot's layout
+    # of a long chain take minutes (the documents still name them).
+    if options.agents and len(jobs) <= MAX_JOBS_WITH_AGENTS:
         lines.extend(_agents(jobs))
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -138,7 +143,12 @@ def _agents(jobs: Iterable[JobNode]) -> list[str]:
             found.append((f"contact:{contact}", definition.contact_name or contact, "contact"))
         for agent_id, name, role in found:
             agents.setdefault(agent_id, (name, role))
-            edges.append(_edge(f"job:{node.job.id}", agent_id, "wasAssociatedWith", role))
+            # Outside the ranking: an agent is tied to many jobs, not before or after them.
+            edges.append(
+                _edge(
+                    f"job:{node.job.id}", agent_id, "wasAssociatedWith", role, " constraint=false"
+                )
+            )
     nodes = [
         f"  {_quoted(agent_id)} [{AGENT_STYLE} label={_lines(name)}"
         f" tooltip={_quoted(_short(f'{name} ({role})', TOOLTIP_LENGTH))}];"

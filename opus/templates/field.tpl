@@ -38,6 +38,10 @@
       <label class="form-label small" for="{{f.id}}-url">{{f.name}}: URL of the file</label>
       <input class="form-control{{invalid}}" type="url" id="{{f.id}}-url" name="{{f.name}}.url" value="{{f.value}}" placeholder="https://" inputmode="url">
     </div>
+    <div class="mt-1" data-pick-result hidden>
+      <label class="form-label small mb-0" for="{{f.id}}-pick">{{f.name}}: or one of my results</label>
+      <select class="form-select form-select-sm" id="{{f.id}}-pick" data-pick-for="{{f.id}}-url"></select>
+    </div>
 % if f.reuse:
     <p class="small mb-0" data-source="reuse">Reused: <code class="text-break">{{f.reuse}}</code></p>
 % end

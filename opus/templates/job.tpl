@@ -92,4 +92,42 @@
 % end
 % end
 </section>
+<section data-live="provenance" aria-labelledby="provenance-title" class="mb-4">
+  <h2 class="h4" id="provenance-title">Provenance</h2>
+% if job.phase in (Phase.COMPLETED, Phase.ERROR, Phase.ABORTED, Phase.ARCHIVED):
+% walk = '/provsap?ID=' + q(job.id) + '&DIRECTION=BOTH&RESPONSEFORMAT=PROV-SVG&DEPTH=1'
+  <div data-provenance data-job-id="{{job.id}}" data-base-url="{{base_url}}">
+    <div class="d-flex flex-wrap gap-3 mb-2" data-provenance-controls hidden>
+      <div>
+        <label class="form-label small mb-0" for="provenance-depth">Depth</label>
+        <select class="form-select form-select-sm" id="provenance-depth" data-provenance-depth>
+% for depth in ('1', '2', '3', 'ALL'):
+          <option value="{{depth}}"{{!' selected' if depth == '1' else ''}}>{{'all' if depth == 'ALL' else depth}}</option>
+% end
+        </select>
+      </div>
+      <div>
+        <label class="form-label small mb-0" for="provenance-direction">Direction</label>
+        <select class="form-select form-select-sm" id="provenance-direction" data-provenance-direction>
+% for value, text in (('BACK', 'back: what it came from'), ('FORWARD', 'forward: what came of it'), ('BOTH', 'both')):
+          <option value="{{value}}"{{!' selected' if value == 'BOTH' else ''}}>{{text}}</option>
+% end
+        </select>
+      </div>
+    </div>
+    <div class="overflow-auto border rounded mb-2 provenance-graph" tabindex="0" aria-label="Provenance graph (scrolls)">
+      <img src="{{walk}}" usemap="#provenance-map" alt="The provenance graph of this job: the entities it used and made, and the jobs around it (listed below the image)." data-provenance-image>
+      <map name="provenance-map" id="provenance-map" data-provenance-map></map>
+    </div>
+    <ul class="small" data-provenance-nodes aria-label="The nodes of the provenance graph"></ul>
+  </div>
+  <p class="small mb-0">Download the provenance of this job:
+% for fmt, text in (('json', 'PROV-JSON'), ('xml', 'PROV-XML'), ('provn', 'PROV-N'), ('svg', 'SVG'), ('png', 'PNG')):
+    <a href="/rest/{{q(job.jobname)}}/{{q(job.id)}}/provenance?format={{fmt}}" download data-provenance-download="{{fmt}}">{{text}}</a>
+% end
+  </p>
+% else:
+  <p class="text-body-secondary">The provenance is recorded when the job ends.</p>
+% end
+</section>
 </div>

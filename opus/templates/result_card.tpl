@@ -6,6 +6,9 @@
   <div class="card-header d-flex flex-wrap gap-2 align-items-center">
     <h3 class="h6 mb-0 me-auto text-break" id="result-{{q(result.result_id)}}">{{result.result_id}}</h3>
     <a class="btn btn-sm btn-primary" href="{{download}}" download="{{shown.name}}">Download<span class="visually-hidden"> {{result.result_id}}</span></a>
+% if get('entity_of'):
+    <a class="btn btn-sm btn-outline-secondary" href="/entities/{{entity_of(job.id, result.result_id)}}" data-entity-link>Provenance<span class="visually-hidden"> of {{result.result_id}}</span></a>
+% end
 % if not full:
     <a class="btn btn-sm btn-outline-secondary" href="{{page}}">Preview<span class="visually-hidden"> {{result.result_id}}</span></a>
 % end

@@ -1,9 +1,11 @@
 // A job page, live: the job is followed with UWS's WAIT and PHASE (parked on the
 // server, no thread held), so a phase change shows within a second and an idle page
 // asks once every 30 s. While the job executes, WAIT lasts 5 s and stdout and stderr are read
-// again (conditional requests: 304 while they are unchanged).
+// again (conditional requests: 304 while they are unchanged). The provenance part is
+// provenance.js's, drawn again when the job's end brings it.
 
 import { ACTIVE, readJobAnswer, refreshParts, request, showPhase, sleep, status } from './common.js';
+import { enhanceProvenance } from './provenance.js';
 
 const root = document.getElementById('job');
 const IDLE_WAIT = 30;
@@ -88,7 +90,10 @@ if (root) {
         if (answer) {
           const changed = showNewPhase(answer.phase);
           // The first answer tells whether the job changed since the page was made.
-          if (changed || !first) await refreshParts(['status', 'results', 'streams']);
+          if (changed || !first) {
+            await refreshParts(['status', 'results', 'streams', 'provenance']);
+            enhanceProvenance();
+          }
         }
         if (phase === 'EXECUTING') {
           await refreshStream('stdout');
@@ -105,5 +110,6 @@ if (root) {
     }
   }
 
+  enhanceProvenance();
   follow();
 }

@@ -17,7 +17,7 @@ Errors are plain text, as on the UWS tree, except on /entities (JSON).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import bottle
@@ -105,9 +105,8 @@ def tree(service: JobService, authn: Authenticator) -> bottle.Bottle:
             raise BadRequest(f"format {text!r} is not one of {choices}", "format")
         return job_document(jobname, job_id, JOB_FORMATS[text])
 
-    @app.get(f"{JOB}/<path:re:provjson|provxml|provsvg>")
-    def get_job_original(jobname: str, job_id: str, path: str) -> bottle.HTTPResponse:
-        return job_document(jobname, job_id, ORIGINAL_PATHS[path])
+    for path, fmt in ORIGINAL_PATHS.items():
+        app.route(f"{JOB}/{path}", "GET")(_original(job_document, fmt))
 
     @app.route("/provsap", ["GET", "POST"])
     def provsap() -> bottle.HTTPResponse:
@@ -163,6 +162,17 @@ def tree(service: JobService, authn: Authenticator) -> bottle.Bottle:
 
     app.merge(entities)
     return app
+
+
+def _original(
+    job_document: Callable[[str, str, Format], bottle.HTTPResponse], fmt: Format
+) -> Callable[[str, str], bottle.HTTPResponse]:
+    """The route of one of the original OPUS paths (provjson, provxml, provsvg)."""
+
+    def get_original(jobname: str, job_id: str) -> bottle.HTTPResponse:
+        return job_document(jobname, job_id, fmt)
+
+    return get_original
 
 
 def _upper(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
