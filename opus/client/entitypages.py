@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import bottle
 
 from opus.client.context import Pages
-from opus.core import access
 from opus.core.access import Caller
 from opus.core.records import Entity, Job
 from opus.server.service import JobService
@@ -41,7 +40,7 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             viewer,
             title=f"{entity.name} ({entity.kind})",
             entity=entity,
-            job=service.store.get_job(entity.job_id),
+            job=service.entities.maker(entity),
             uses=uses_of(service, viewer.caller, entity),
             location=service.entities.location(entity.id) if entity.present else "",
         )
@@ -49,9 +48,4 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
 
 def uses_of(service: JobService, caller: Caller, entity: Entity) -> list[Use]:
     """The jobs that used ``entity``, among those ``caller`` may read."""
-    found = []
-    for use in service.entities.store.uses_of_entities([entity.id]):
-        job = service.store.get_job(use.job_id)
-        if job is not None and access.can_access(caller, job.owner):
-            found.append(Use(job, use.role))
-    return found
+    return [Use(job, role) for role, job in service.entities.users(caller, entity)]

@@ -26,7 +26,6 @@ from opus.core.phases import parse_phase
 from opus.core.records import JobDetails, Result
 from opus.server.nofollow import OpenFile
 from opus.server.routes.common import JOB_ID_PATTERN, JOBNAME_PATTERN
-from opus.server.storage.entities import result_entity_id
 
 JOB = f"/jobs/<jobname:re:{JOBNAME_PATTERN}>/<job_id:re:{JOB_ID_PATTERN}>"
 # What a job page shows of stdout and stderr: their end.
@@ -213,7 +212,7 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             option_names=service.manager.option_names,
             # The provenance graph's links must start with it (static/js/provenance.js).
             base_url=pages.settings.BASE_URL,
-            entity_of=result_entity_id,
+            entity_of=service.entities.result_entity,
         )
 
     def inline_result(viewer: Viewer, details: JobDetails, result: Result) -> ShownResult:
@@ -244,7 +243,7 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             title=f"{shown.name} of {jobname} job {details.job.run_id or job_id}",
             job=details.job,
             shown=shown,
-            entity_of=result_entity_id,
+            entity_of=service.entities.result_entity,
         )
 
     @app.get(f"{JOB}/results.zip")

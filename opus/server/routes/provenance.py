@@ -22,7 +22,6 @@ from typing import Any
 
 import bottle
 
-from opus.core import access
 from opus.core.access import Caller
 from opus.core.errors import BadRequest
 from opus.core.records import Entity
@@ -146,7 +145,7 @@ def tree(service: JobService, authn: Authenticator) -> bottle.Bottle:
             raise BadRequest("kind must be input or result", "kind")
         last = _count(request.query.get("last") or "100", "last", 1, 1000)
         who = caller(authn)
-        found = service.entities.store.owned(who.name, kind, last)
+        found = service.entities.owned(who, kind, last)
         return json_response(
             dumps({"entities": [_entity_value(service, e) for e in found]}),
             headers={"Cache-Control": "no-cache"},
@@ -264,7 +263,7 @@ def _entity_value(service: JobService, entity: Entity) -> dict[str, Any]:
         "job": entity.job_id,
     }
     if entity.kind == "result":
-        job = service.store.get_job(entity.job_id)
+        job = service.entities.maker(entity)
         value["generatedBy"] = (
             {
                 "job": job.id,
@@ -281,15 +280,12 @@ def _entity_value(service: JobService, entity: Entity) -> dict[str, Any]:
 def _used_by(service: JobService, who: Caller, entity: Entity) -> list[dict[str, Any]]:
     """The jobs that used the entity, among those the caller may read."""
     users = []
-    for use in service.entities.store.uses_of_entities([entity.id]):
-        job = service.store.get_job(use.job_id)
-        if job is None or not access.can_access(who, job.owner):
-            continue
+    for role, job in service.entities.users(who, entity):
         users.append(
             {
                 "job": job.id,
                 "jobType": job.jobname,
-                "role": use.role,
+                "role": role,
                 "phase": job.phase.value,
                 "href": f"{service.entities.base_url}/rest/{job.jobname}/{job.id}",
             }

@@ -79,6 +79,27 @@ class JobEntities:
         except OSError:
             raise NotFound(f"the file of entity {entity_id} is gone") from None
 
+    def owned(self, caller: Caller, kind: str | None, last: int) -> list[Entity]:
+        """The caller's entities still on disk, the newest first (at most ``last``)."""
+        return self.store.owned(caller.name, kind, last)
+
+    def maker(self, entity: Entity) -> Job | None:
+        """The job that holds the entity's file (that made a result), if it exists."""
+        return self.jobs.get_job(entity.job_id)
+
+    def users(self, caller: Caller, entity: Entity) -> list[tuple[str, Job]]:
+        """(role, job) of the jobs that used the entity, among those the caller may read."""
+        found = []
+        for use in self.store.uses_of_entities([entity.id]):
+            job = self.jobs.get_job(use.job_id)
+            if job is not None and access.can_access(caller, job.owner):
+                found.append((use.role, job))
+        return found
+
+    def result_entity(self, job_id: str, result_id: str) -> str:
+        """The entity id of a job's result."""
+        return result_entity_id(job_id, result_id)
+
     def url(self, entity_id: str) -> str:
         """Where the entity's metadata is served."""
         return f"{self.base_url}/entities/{entity_id}"
