@@ -13,7 +13,7 @@ says so in its ``opus:internalProvenance`` attribute, and nothing of it is merge
 records are copied into a scratch document first).
 
 This module reads with prov and logprov only: voprov's classes come from the document it
-is handed (provenance.py is the one module importing voprov).
+is handed (the provenance package is the one place importing voprov).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a provenance document is made of: the jobs and entities a query reached.
 
 The service walks the database from the asked-for jobs and entities (service/provenance.py)
-and hands a ``ProvenanceGraph`` to the writers: provenance.py (PROV-JSON, PROV-XML,
+and hands a ``ProvenanceGraph`` to the writers: the provenance package (PROV-JSON, PROV-XML,
 PROV-N through voprov) and provdot.py (SVG, PNG and the image map through graphviz).
 Everything here is already cut to what the caller may read: a writer never asks the
 database for more, so it cannot reveal another user's job.

@@ -1,60 +1,30 @@
-"""IVOA Provenance (ProvDM) documents of jobs, through voprov: PROV-JSON, PROV-XML, PROV-N.
+"""The IVOA document of a provenance graph, built with voprov's classes.
 
-This is the one module of OPUS importing voprov, because importing it rewrites prov's
-global tables in place: it adds a ``voprov`` default namespace (``prov.model.
-DEFAULT_NAMESPACES``, which every prov document's XML then declares) and voprov's types
-and attributes to ``PROV_N_MAP``, ``ADDITIONAL_N_MAP``, ``PROV_BASE_CLS``,
-``PROV_REC_CLS``, ``PROV_ATTRIBUTE_QNAMES`` and ``PROV_ATTRIBUTE_LITERALS`` (no name is
-rebound). Plain W3C output is therefore built and written inside ``plain_prov()``, which
-puts prov's own contents back for that time and voprov's after it; one lock serialises
-every use of these tables, since another thread would see them half-changed.
-
-The IVOA document is the one built from the graph; MODEL=W3C copies it record by record
-into a plain prov document, mapping voprov's classes onto PROV ones (descriptions and
-parameters become entities, voprov's relations prov:Influence, both typed in the OPUS
-vocabulary) and voprov's attributes into the OPUS vocabulary, so that the current prov
-release, or any PROV tool, reads it.
-
-Identifiers are derived from the database ids alone, so that a job or a file has the same
-identifier in every document: ``opus_job:job_{id}``, ``opus_entity:entity_{id}``,
-``opus_user:user_{name}``, ``opus_desc:desc_{jobname}_{definition hash[:12]}[_…]``, each
-namespace under the server's base URL. Local names start with a letter and hold only
-``[A-Za-z0-9_-]`` (other characters are written ``-xx`` per byte): valid in PROV-N and as
-the XML QNames PROV-XML wants. The internal provenance a job left (provinternal.py) is
-merged under the job's activity.
+Identifiers, namespaces and the records of jobs, agents, entities, relations and
+descriptions; the package's docstring (opus/server/provenance/__init__.py) says why
+voprov is used only here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import prov.constants
 import prov.model
 from prov.identifier import Namespace, QualifiedName
-from prov.model import ProvBundle, ProvDocument, ProvRecord
-from prov.serializers.provjson import ProvJSONSerializer
-from prov.serializers.provn import ProvNSerializer
-from prov.serializers.provxml import ProvXMLSerializer
+from prov.model import ProvBundle
 from voprov.models import constants as vc
 from voprov.models.model import VOProvDocument
-from voprov.serializers.provjson import VOProvJSONSerializer
-from voprov.serializers.provn import VOProvNSerializer
-from voprov.serializers.xml import VOProvXMLSerializer
 
 from opus.server import provinternal
 from opus.server.jdl import JobDefinition
 from opus.server.provmodel import (
     DocumentOptions,
     EntityNode,
-    Format,
     JobNode,
-    Model,
     ProvenanceGraph,
 )
 
@@ -140,22 +110,6 @@ class _Names:
 
 
 # --- the IVOA document ---------------------------------------------------------------
-
-
-def build_document(graph: ProvenanceGraph, options: DocumentOptions) -> ProvDocument:
-    """The document of ``graph``: a VOProvDocument for IVOA, a plain ProvDocument for W3C.
-
-    A W3C document is only written correctly inside ``plain_prov()`` (document_bytes
-    does that). Raises ValueError for a description level other than 0, 1, 2.
-    """
-    if options.descriptions not in DESCRIPTION_LEVELS:
-        raise ValueError(f"descriptions must be one of {DESCRIPTION_LEVELS}")
-    with _LOCK:
-        doc = _ivoa_document(graph, options)
-        if options.model is Model.IVOA:
-            return doc
-        with plain_prov():
-            return _w3c_copy(doc, graph.base_url)
 
 
 def _ivoa_document(graph: ProvenanceGraph, options: DocumentOptions) -> VOProvDocument:
@@ -407,174 +361,3 @@ def _add_descriptions(
             default=parameter.default,
         )
     return found
-
-
-# --- plain W3C PROV ------------------------------------------------------------------
-
-
-def _voprov_free(table: Any) -> Any:
-    """What ``table`` held before voprov added to it (a copy)."""
-    if isinstance(table, set):
-        # voprov adds voprov names and Literal wrappers: prov's own members are prov names.
-        return {
-            item
-            for item in table
-            if isinstance(item, QualifiedName) and item.namespace.uri != VOPROV.uri
-        }
-    return {
-        key: value
-        for key, value in table.items()
-        if not (isinstance(key, QualifiedName) and key.namespace.uri == VOPROV.uri)
-        and not (isinstance(value, Namespace) and value.uri == VOPROV.uri)
-    }
-
-
-def _prov_tables() -> list[Any]:
-    """prov's global tables voprov changes, each once (prov.model re-exports constants')."""
-    names = (
-        "PROV_N_MAP",
-        "ADDITIONAL_N_MAP",
-        "PROV_BASE_CLS",
-        "PROV_ATTRIBUTE_QNAMES",
-        "PROV_ATTRIBUTE_LITERALS",
-    )
-    tables = [getattr(prov.constants, name) for name in names]
-    tables += [prov.model.DEFAULT_NAMESPACES, prov.model.PROV_REC_CLS]
-    return list({id(table): table for table in tables}.values())
-
-
-@contextlib.contextmanager
-def plain_prov() -> Iterator[None]:
-    """prov as if voprov had never been imported, for the time of the block.
-
-    The tables are changed in place, since every prov module holds them by reference;
-    the lock keeps other threads (which build voprov documents) out meanwhile.
-    """
-    with _LOCK:
-        tables = _prov_tables()
-        saved = [table.copy() for table in tables]
-        try:
-            for table in tables:
-                plain = _voprov_free(table)
-                table.clear()
-                table.update(plain)
-            yield
-        finally:
-            for table, contents in zip(tables, saved, strict=True):
-                table.clear()
-                table.update(contents)
-
-
-def _w3c_types(
-    vocabulary: Namespace,
-) -> dict[QualifiedName, tuple[QualifiedName, QualifiedName | None]]:
-    """voprov's record types → (the PROV type, the prov:type it is asserted to have)."""
-    types: dict[QualifiedName, tuple[QualifiedName, QualifiedName | None]] = {}
-    for record_type in prov.constants.PROV_N_MAP:
-        if record_type.namespace.uri == prov.constants.PROV.uri:
-            types[VOPROV[record_type.localpart]] = (record_type, None)
-    for name in (
-        "ActivityDescription",
-        "UsageDescription",
-        "GenerationDescription",
-        "EntityDescription",
-        "ValueDescription",
-        "DatasetDescription",
-        "ConfigFileDescription",
-        "ParameterDescription",
-        "ConfigFile",
-        "Parameter",
-        "ValueEntity",
-        "DatasetEntity",
-    ):
-        types[VOPROV[name]] = (prov.constants.PROV_ENTITY, vocabulary[name])
-    for record_type, relation in (
-        (vc.VOPROV_DESCRIPTION_RELATION, "isDescribedBy"),
-        (vc.VOPROV_RELATED_TO_RELATION, "isRelatedTo"),
-        (vc.VOPROV_CONFIGURATION_RELATION, "wasConfiguredBy"),
-        (vc.VOPROV_REFERENCE_RELATION, "hadReference"),
-    ):
-        types[record_type] = (prov.constants.PROV_INFLUENCE, vocabulary[relation])
-    return types
-
-
-def _w3c_copy(source: VOProvDocument, base_url: str) -> ProvDocument:
-    """``source`` as plain PROV (called inside plain_prov())."""
-    target = ProvDocument()
-    vocabulary = Namespace("opus", base_url.rstrip("/") + VOCABULARY_PATH)
-    for namespace in source.get_registered_namespaces():
-        if namespace.uri != VOPROV.uri:
-            target.add_namespace(namespace.prefix, namespace.uri)
-    types = _w3c_types(vocabulary)
-    renamed = {
-        prov.constants.PROV["name"]: vocabulary["name"],
-        VOPROV["location"]: prov.constants.PROV_LOCATION,
-    }
-
-    def name(value: Any) -> Any:
-        if isinstance(value, QualifiedName):
-            if value in renamed:
-                return renamed[value]
-            if value.namespace.uri == VOPROV.uri:
-                return vocabulary[value.localpart]
-        return value
-
-    for record in _all_records(source):
-        record_type, asserted = types.get(record.get_type(), (record.get_type(), None))
-        formal = getattr(record, "FORMAL_ATTRIBUTES", None) or ()
-        attributes: list[tuple[Any, Any]] = []
-        for attribute, value in record.attributes:
-            if (
-                asserted
-                and record_type == prov.constants.PROV_INFLUENCE
-                and attribute in formal[:2]
-            ):
-                # voprov's relations have two ends of their own; PROV's influence these two.
-                ends = (prov.constants.PROV_ATTR_INFLUENCEE, prov.constants.PROV_ATTR_INFLUENCER)
-                attribute = ends[formal.index(attribute)]
-            attributes.append((name(attribute), name(value)))
-        if asserted is not None:
-            attributes.append((prov.constants.PROV_TYPE, asserted))
-        target.new_record(record_type, record.identifier, attributes)
-    return target
-
-
-def _all_records(bundle: ProvBundle) -> Iterable[ProvRecord]:
-    yield from bundle.get_records()
-    if isinstance(bundle, ProvDocument):
-        for inner in bundle.bundles:
-            yield from inner.get_records()
-
-
-# --- serialisations ------------------------------------------------------------------
-
-_IVOA_WRITERS: dict[Format, Callable[[ProvDocument], Any]] = {
-    Format.JSON: VOProvJSONSerializer,
-    Format.XML: VOProvXMLSerializer,
-    Format.PROVN: VOProvNSerializer,
-}
-_W3C_WRITERS: dict[Format, Callable[[ProvDocument], Any]] = {
-    Format.JSON: ProvJSONSerializer,
-    Format.XML: ProvXMLSerializer,
-    Format.PROVN: ProvNSerializer,
-}
-
-
-def document_bytes(graph: ProvenanceGraph, options: DocumentOptions, fmt: Format) -> bytes:
-    """The document of ``graph`` in ``fmt`` (UTF-8).
-
-    Raises ValueError for SVG and PNG (provdot.graph_bytes draws those) and for a
-    description level other than 0, 1, 2.
-    """
-    writers = _IVOA_WRITERS if options.model is Model.IVOA else _W3C_WRITERS
-    if fmt not in writers:
-        raise ValueError(f"{fmt.value} is a graph: provdot.graph_bytes draws it")
-    with _LOCK:
-        doc = build_document(graph, options)
-        stream = io.BytesIO()
-        if options.model is Model.IVOA:
-            writers[fmt](doc).serialize(stream)
-        else:
-            with plain_prov():
-                writers[fmt](doc).serialize(stream)
-        return stream.getvalue()
