@@ -131,6 +131,19 @@ def open_at(dir_fd: int, name: str) -> OpenFile:
     )
 
 
+HASH_CHUNK = 1024 * 1024
+
+
+def size_and_sha256(opened: OpenFile) -> tuple[int, str]:
+    """The bytes read from ``opened`` (to its end) and their SHA-256 in hex."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := opened.handle.read(HASH_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
 def read_file(job_dir: Path, relative: str, limit: int) -> bytes | None:
     """At most ``limit`` bytes from the start of a job's file; None if it is missing or
     unsafe (a file OPUS reads for itself: a link is as good as no file)."""

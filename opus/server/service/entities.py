@@ -14,7 +14,6 @@ the file be deleted before the job using it runs, the run is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mimetypes
 import re
@@ -43,7 +42,6 @@ from opus.server.storage.entities import (
 from opus.server.storage.jobs import JobStore
 
 REFERENCES_FILE = "references.json"
-HASH_CHUNK = 1024 * 1024
 _STORE_RESULT = re.compile(r"/store/([a-z2-7]{1,64})/([^/]+)")
 _ENTITY_PATH = re.compile(r"/(?:store|entities)/([0-9a-f]{32})")
 
@@ -300,16 +298,11 @@ def _checked_path(job_dir: Path, relative: str) -> Path | None:
 
 def _file_facts(job_dir: Path, relative: str) -> tuple[int, str] | None:
     """Size and SHA-256 of a file of the job's directory (None if unreadable)."""
-    digest = hashlib.sha256()
-    size = 0
     try:
         with nofollow.open_file(job_dir, relative) as opened:
-            while chunk := opened.handle.read(HASH_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-    except (nofollow.UnsafeFile, OSError):
+            return nofollow.size_and_sha256(opened)
+    except OSError:
         return None
-    return size, digest.hexdigest()
 
 
 _GONE = Entity("", "", "", "", "", "", "", 0, "", utcnow(), present=False)

@@ -16,7 +16,6 @@ regular file is not registered. What OPUS writes there is private to the server
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import mimetypes
@@ -40,7 +39,6 @@ from opus.server.service.limits import Allowance
 
 log = logging.getLogger("opus.jobfiles")
 
-HASH_CHUNK = 1024 * 1024
 ERROR_TAIL_BYTES = 4096
 ERROR_TAIL_CHARS = 500
 INPUTS_FILE_MAX = 1024 * 1024
@@ -307,13 +305,9 @@ class JobFiles:
     def _result(
         job_id: str, output: int, result_id: str, name: str, content_type: str | None
     ) -> Result | None:
-        digest = hashlib.sha256()
-        size = 0
         try:
             with nofollow.open_at(output, name) as opened:
-                while chunk := opened.handle.read(HASH_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
+                size, digest = nofollow.size_and_sha256(opened)
         except nofollow.UnsafeFile as exc:
             log.warning("job %s: result file %r not registered: %s", job_id, name, exc.strerror)
             return None
@@ -326,7 +320,7 @@ class JobFiles:
             path=f"{RESULTS_DIR}/{name}",
             content_type=content_type or guessed or "application/octet-stream",
             size=size,
-            sha256=digest.hexdigest(),
+            sha256=digest,
         )
 
 
