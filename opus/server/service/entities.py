@@ -271,7 +271,7 @@ class JobEntities:
         return sorted(
             name
             for name in referenced
-            if name not in uses or not entities.get(uses[name], _GONE).present
+            if name not in uses or not (found := entities.get(uses[name])) or not found.present
         )
 
     # -- deletion -----------------------------------------------------------------------
@@ -303,6 +303,3 @@ def _file_facts(job_dir: Path, relative: str) -> tuple[int, str] | None:
             return nofollow.size_and_sha256(opened)
     except OSError:
         return None
-
-
-_GONE = Entity("", "", "", "", "", "", "", 0, "", utcnow(), present=False)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 
 from opus.core import access
@@ -281,8 +281,7 @@ class _Reader:
             if e.kind == "result" and e.job_id in self.jobs
         )
         provenance = self.provenance
-        return replace(
-            ProvenanceGraph(),
+        return ProvenanceGraph(
             jobs=tuple(provenance.job_node(self.jobs[j]) for j in sorted(self.jobs)),
             entities=tuple(provenance.entity_node(self.entities[e]) for e in sorted(self.entities)),
             usages=usages,
