@@ -41,7 +41,7 @@ export PATH := $(PATH):/usr/sbin:/sbin
 PROV_VENV := .venv-prov
 $(PROV_VENV)/.installed: | $(BIN)/python
 	$(PYTHON) -m venv $(PROV_VENV)
-	$(PROV_VENV)/bin/pip install --quiet --upgrade prov
+	$(PROV_VENV)/bin/pip install --quiet --upgrade prov lxml
 	touch $@
 
 install-test: $(VENV)/.installed-test $(PROV_VENV)/.installed

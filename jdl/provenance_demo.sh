@@ -1,8 +1,8 @@
-# The analysis is Python run by the server's interpreter ($OPUS_PYTHON), which has logprov.
+# The analysis is Python run by the server's interpreter ($JOB_PYTHON), which has logprov.
 # The input's name and the parameter are read from the environment, never pasted into the
 # program text; the provenance log goes to $JOB_DIR/prov.log, where OPUS looks for it.
 export OPUS_INPUT="$input"
-"${OPUS_PYTHON:-python3}" - <<'PYTHON' || exit 1
+"${JOB_PYTHON:-python3}" - <<'PYTHON' || exit 1
 import collections
 import csv
 import getpass

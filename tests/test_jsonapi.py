@@ -22,6 +22,7 @@ from opus.server.auth import UserManager
 from opus.server.routes.negotiation import quality
 from opus.server.service import JobService
 from opus.server.storage import UserStore
+from opus.server.storage.entities import result_entity_id
 from tests.conftest import make_settings
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
@@ -75,7 +76,7 @@ def job_as_json(root: etree._Element) -> dict:
         "executionDuration": int(text("executionDuration") or "0"),
         "destruction": xml_time(root.find(UWS + "destruction")),
         "parameters": parameters_as_json(root.find(UWS + "parameters")),
-        "results": results_as_json(root.find(UWS + "results")),
+        "results": results_as_json(root.find(UWS + "results"), text("jobId") or ""),
         "errorSummary": None
         if summary is None
         else {
@@ -93,13 +94,15 @@ def parameters_as_json(element: etree._Element) -> list[dict]:
     ]
 
 
-def results_as_json(element: etree._Element) -> list[dict]:
+def results_as_json(element: etree._Element, job_id: str) -> list[dict]:
     return [
         {
             "id": r.get("id"),
             "href": r.get(XLINK + "href"),
             "size": int(r.get("size")),
             "mimeType": r.get("mime-type"),
+            # Not in UWS: the result as a provenance entity, named by its job and id.
+            "entity": result_entity_id(job_id, r.get("id")),
         }
         for r in element.iterfind(UWS + "result")
     ]
@@ -150,7 +153,9 @@ def test_parameters_results_and_phase_say_what_the_xml_says(app, service) -> Non
     finished(service, plain)
     results = app.get(f"{plain}/results", headers=JSON).json
     assert results == {
-        "results": results_as_json(etree.fromstring(app.get(f"{plain}/results").body))
+        "results": results_as_json(
+            etree.fromstring(app.get(f"{plain}/results").body), plain.rsplit("/", 1)[1]
+        )
     }
     assert len(results["results"]) == 2
     assert app.get(f"{plain}/phase", headers=JSON).json == {"phase": app.get(f"{plain}/phase").text}

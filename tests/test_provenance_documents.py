@@ -449,7 +449,7 @@ def run_demo(tmp_path: Path) -> bytes:
         **os.environ,
         "JOB_DIR": str(job_dir),
         "JOB_OUTPUT_DIR": str(job_dir / "results"),
-        "OPUS_PYTHON": sys.executable,
+        "JOB_PYTHON": sys.executable,
         "input": "upload.txt",
         "min_length": "3",
     }

@@ -4,7 +4,7 @@ Every user-supplied value goes through ``shlex.quote`` here and nowhere else; na
 are checked against ``SHELL_NAME`` (the job definition enforces the same rule when it
 is loaded, this is the last line of defence). The generated script:
 
-1. exports JOB_ID, JOB_DIR, JOB_OUTPUT_DIR, OPUS_PYTHON and every parameter as a shell variable;
+1. exports JOB_ID, JOB_DIR, JOB_OUTPUT_DIR, JOB_PYTHON and every parameter as a shell variable;
 2. reports EXECUTING to the server (in the background, so a server that is down does
    not delay the job), runs the job definition's script with its stdout and stderr
    captured in the job's ``.opus`` directory;
@@ -80,7 +80,7 @@ class BatchJob:
     parameters: Mapping[str, str]
     result_patterns: Sequence[str]
     signal_retry_seconds: int
-    # The Python a job script may run as "$OPUS_PYTHON" (JOB_PYTHON): the server's own
+    # The Python a job script may run as "$JOB_PYTHON" (the JOB_PYTHON setting): the server's own
     # unless the settings name another, so that a script can use what OPUS installs
     # (logprov, to record its own provenance) without a Python of its own.
     python: str = "python3"
@@ -107,7 +107,7 @@ def render_batch_script(job: BatchJob) -> str:
         f"export JOB_ID={q(job.job_id)}",
         f"export JOB_DIR={q(str(job.job_dir))}",
         f"export JOB_OUTPUT_DIR={q(str(job.job_dir / RESULTS_DIR))}",
-        f"export OPUS_PYTHON={q(job.python)}",
+        f"export JOB_PYTHON={q(job.python)}",
         f"OPUS_INTERNAL={q(str(internal))}",
         f"OPUS_SIGNAL_URL={q(job.signal_url)}",
         # curl reads a retry time of 0 as "retry forever": one second is the floor.
