@@ -34,6 +34,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], int]] = {
     "slurm": ("bench_slurm", [], 600),
     # The web pages (server time, headless Chromium) and the live pages in the browser.
     "pages": ("bench_pages", [], 1200),
+    # A ProvSAP walk over a chain of 200 jobs, in each format (in process).
+    "provenance": ("bench_provenance", [], 600),
 }
 # The 1,000 WAIT clients of the figure; --quick keeps the script's own default.
 FULL_ONLY = {"wait-pg2": ["--clients", "1000"]}

@@ -1,7 +1,7 @@
 # The analysis is Python run by the server's interpreter ($JOB_PYTHON), which has logprov.
 # The input's name and the parameter are read from the environment, never pasted into the
 # program text; the provenance log goes to $JOB_DIR/prov.log, where OPUS looks for it.
-export OPUS_INPUT="$input"
+export TEXT_PATH="$input"
 "${JOB_PYTHON:-python3}" - <<'PYTHON' || exit 1
 import collections
 import csv
@@ -15,7 +15,7 @@ from logprov.capture import ProvCapture
 # terminal (any batch job): the user the job runs as is what it means.
 os.getlogin = getpass.getuser
 
-input_path = os.path.abspath(os.environ["OPUS_INPUT"])
+input_path = os.path.abspath(os.environ["TEXT_PATH"])
 min_length = int(os.environ["min_length"])
 counts_path = os.path.abspath("word_counts.csv")
 

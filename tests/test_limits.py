@@ -6,6 +6,7 @@ requests (direct concurrent calls to the service, on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import http.server
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -277,3 +278,42 @@ def test_limits_apply_to_admins(tmp_path: Path, database_url: str) -> None:
         site.service.create_job(root, "sleep", {})
     # Another owner's count is their own.
     site.service.create_job(ANONYMOUS, "sleep", {})
+
+
+# -- a job destroyed while it is being submitted ---------------------------------------
+
+
+class DestroyingManager(StubManager):
+    """Destroys the job during its submission, as the reconciler does when the job's
+    DESTRUCTION time is already past, then fails as the missing directory makes Popen fail."""
+
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+        self.destroy = True
+
+    def submit(self, job: ManagedJob, batch_script: Path) -> str:
+        if self.destroy:
+            record = self.service.store.get_job(job.job_id)
+            assert record is not None
+            self.service.destroy(record)
+        raise OSError(f"[Errno 2] No such file or directory: {job.job_dir}")
+
+
+def test_a_job_destroyed_while_submitted_is_no_fault(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "opus.service")
+    site = Site(tmp_path, database_url)
+    manager = DestroyingManager(site.service)
+    site.service.manager = manager
+    job = site.service.create_job(ANONYMOUS, "sleep", {}, control={"PHASE": "RUN"})
+    assert site.service.store.get_job(job.id) is None and site.directories() == []
+    assert [r.levelname for r in caplog.records if "not submitted" in r.getMessage()] == ["INFO"]
+    # A job still there when its submission fails is an ERROR, logged as a fault.
+    caplog.clear()
+    manager.destroy = False
+    kept = site.service.create_job(ANONYMOUS, "sleep", {}, control={"PHASE": "RUN"})
+    stored = site.service.store.get_job(kept.id)
+    assert stored is not None and stored.phase == Phase.ERROR
+    assert "No such file" in (stored.error_message or "")
+    assert [r.levelname for r in caplog.records if "not submitted" in r.getMessage()] == ["ERROR"]

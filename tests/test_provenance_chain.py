@@ -59,11 +59,15 @@ class Chain:
         )
         self.e3 = result_entity_id(self.j3, "output")
 
-    def finished(self, caller: Caller, upload: bytes | None = None, **values: str) -> str:
+    def finished(
+        self,
+        caller: Caller,
+        upload: bytes | None = None,
+        jobname: str = "append_text",
+        **values: str,
+    ) -> str:
         uploads = [Upload("input", "in.txt", io.BytesIO(upload))] if upload is not None else []
-        job = self.service.create_job(
-            caller, "append_text", values, uploads, control={"PHASE": "RUN"}
-        )
+        job = self.service.create_job(caller, jobname, values, uploads, control={"PHASE": "RUN"})
         status = self.service.files.directory(job.id) / INTERNAL_DIR / STATUS_FILE
         deadline = time.monotonic() + 30
         while not status.exists():
@@ -74,9 +78,18 @@ class Chain:
         assert done is not None and done.phase.value == "COMPLETED", done
         return job.id
 
-    def get(self, path: str, user: str = "alice", status: int = 200) -> webtest.TestResponse:
+    def auth(self, user: str) -> dict[str, str]:
+        """The Basic credentials of one of the chain's users."""
         encoded = base64.b64encode(f"{user}:{self.tokens[user]}".encode()).decode()
-        return self.app.get(path, headers={"Authorization": f"Basic {encoded}"}, status=status)
+        return {"Authorization": f"Basic {encoded}"}
+
+    def get(self, path: str, user: str = "alice", status: int = 200) -> webtest.TestResponse:
+        return self.app.get(path, headers=self.auth(user), status=status)
+
+    def post(
+        self, path: str, form: dict[str, str], user: str = "alice", status: int = 303
+    ) -> webtest.TestResponse:
+        return self.app.post(path, form, headers=self.auth(user), status=status)
 
     def walk(self, user: str = "alice", **params: Any) -> dict[str, Any]:
         query = "&".join(
@@ -139,11 +152,7 @@ def test_entity_metadata_names_what_made_it_and_what_used_it(chain: Chain) -> No
 def test_job_json_names_the_entities_of_its_results(chain: Chain) -> None:
     answer = chain.app.get(
         f"/rest/append_text/{chain.j2}",
-        headers={
-            "Accept": "application/json",
-            "Authorization": "Basic "
-            + base64.b64encode(f"alice:{chain.tokens['alice']}".encode()).decode(),
-        },
+        headers={"Accept": "application/json", **chain.auth("alice")},
     )
     assert [r["entity"] for r in answer.json["results"]] == [chain.e2]
 
@@ -220,15 +229,7 @@ def test_another_user_sees_nothing_of_the_chain(chain: Chain) -> None:
     chain.get(f"/store/{chain.e1}", "bob", status=404)
     chain.get(f"/rest/append_text/{chain.j2}/provenance", "bob", status=403)
     # Nor can bob use alice's result as his input.
-    answer = chain.app.post(
-        "/rest/append_text",
-        {"input": chain.e1},
-        headers={
-            "Authorization": "Basic "
-            + base64.b64encode(f"bob:{chain.tokens['bob']}".encode()).decode()
-        },
-        status=400,
-    )
+    answer = chain.post("/rest/append_text", {"input": chain.e1}, "bob", status=400)
     assert "no entity" in answer.text and chain.e1 in answer.text
     # An admin sees everything.
     activities, _ = nodes(chain.walk("root", ID=chain.j3, DEPTH="ALL"))
@@ -284,6 +285,36 @@ def test_a_running_job_has_no_document_yet(chain: Chain) -> None:
     chain.service.delete(ALICE, "append_text", job.id)
 
 
+def test_a_job_s_own_provenance_joins_the_chain(chain: Chain) -> None:
+    # Last of the tests of the module's chain: it adds a fourth job after j3.
+    demo = chain.finished(ALICE, jobname="provenance_demo", input=chain.e3, min_length="3")
+    counts = result_entity_id(demo, "counts")
+    assert chain.get(f"/store/{counts}").text.splitlines() == [
+        "word,count",
+        "one,1",
+        "original,1",
+        "three,1",
+        "two,1",
+    ]
+    document = json.loads(chain.get(f"/rest/provenance_demo/{demo}/provenance").body)
+    activities, entities = nodes(document)
+    # The two steps logprov traced in the job are merged under its activity...
+    steps = {a: document["activity"][a]["prov:label"] for a in activities - {activity_id(demo)}}
+    assert sorted(steps.values()) == ["count_words", "read_words"]
+    started = {(r["prov:activity"], r["prov:starter"]) for r in document["wasStartedBy"].values()}
+    assert started == {(step, activity_id(demo)) for step in steps}
+    assert (
+        "merged from logprov" in document["activity"][activity_id(demo)]["opus:internalProvenance"]
+    )
+    # ... beside what OPUS itself knows: the input (j3's result) and the job's result.
+    assert {entity_id(chain.e3), entity_id(counts)} <= entities
+    assert (activity_id(demo), entity_id(chain.e3), "input") in relations(document, "used")
+    assert (activity_id(demo), entity_id(counts), "counts") in relations(document, "wasGeneratedBy")
+    # A walk back from the counts reaches the first job of the chain.
+    walked = nodes(chain.walk(ID=counts, DEPTH="ALL"))[0]
+    assert {activity_id(j) for j in (chain.j1, chain.j2, chain.j3, demo)} <= walked
+
+
 def test_a_job_deleted_in_the_middle_of_a_chain(tmp_path: Path, database_url: str) -> None:
     chain = Chain(tmp_path, database_url)
     before = chain.walk(ID=chain.j3, DEPTH="ALL")
@@ -299,15 +330,7 @@ def test_a_job_deleted_in_the_middle_of_a_chain(tmp_path: Path, database_url: st
     assert value["generatedBy"] == {"job": chain.j2, "deleted": True}
     chain.get(f"/store/{chain.e2}", status=404)
     # A later job can no longer use it; one created before fails to run, saying why.
-    answer = chain.app.post(
-        "/rest/append_text",
-        {"input": chain.e2},
-        headers={
-            "Authorization": "Basic "
-            + base64.b64encode(f"alice:{chain.tokens['alice']}".encode()).decode()
-        },
-        status=400,
-    )
+    answer = chain.post("/rest/append_text", {"input": chain.e2}, "alice", status=400)
     assert "was deleted" in answer.text
     ran = chain.service.run(ALICE, "append_text", pending.id)
     done = chain.service.store.get_job(ran.id)

@@ -1,8 +1,8 @@
-"""The provenance documents of opus/server/provenance.py, from hand-built graphs.
+"""The provenance documents of opus/server/provenance/, from hand-built graphs.
 
 A chain of three jobs (job1 generates e1, job2 uses e1 and generates e2, job3 uses e2)
 is written in every format and read back: PROV-JSON as JSON, PROV-XML with lxml, PROV-N
-as text, and the W3C model by the current prov release (/work/main/.venv-prov, which
+as text, and the W3C model by the current prov release (the project's .venv-prov, which
 `make test` installs: without it these tests fail). Internal provenance is merged from a
 real logprov log, written by running jdl/provenance_demo.sh, and from PROV-JSON.
 """

@@ -1,15 +1,14 @@
 """JobService: the one way to a job, for every interface, knowing who asks.
 
 Routes, pages and the command line call it with the caller of the request; it applies
-the access rules (a job is its owner's, and admins'; with CHECK_PERMISSIONS a job type
-is for the roles that name it), validates every value against the job definition,
-and is the only code that changes a job's phase: every change is a compare-and-set
-against the phase table, followed by a notification that wakes WAITing requests. It
-calls the JobStore (SQL), JobFiles (the job's directory) and a Manager (execution).
+the access rules (a job is its owner's, and admins'; with CHECK_PERMISSIONS a job type is
+for the roles that name it), validates every value against the job definition, and is the
+only code that changes a job's phase: a compare-and-set against the phase table, then a
+notification waking WAITing requests. It calls the JobStore (SQL), JobFiles (the job's
+directory) and a Manager (execution).
 
-The signal endpoint and the reconciler act for no caller: ``signal`` is authenticated
-by the job's own token, and the phase writers of the last section (``change_phase``,
-``finish``, ``destroy``, ``archive``, ``stop``) serve the reconciler (reconciler.py).
+The signal endpoint and the reconciler act for no caller: ``signal`` is authenticated by
+the job's own token; the last section's phase writers serve the reconciler (reconciler.py).
 """
 
 from __future__ import annotations
@@ -51,8 +50,7 @@ log = logging.getLogger("opus.service")
 
 
 class JobService(JobListing):
-    """Job life cycle on top of a JobStore, a Manager and the job definitions (the job
-    types, lists and change feed: JobListing, listing.py)."""
+    """Job life cycle over a JobStore, a Manager and the job definitions (lists: listing.py)."""
 
     def __init__(
         self,
@@ -294,7 +292,9 @@ class JobService(JobListing):
             batch = self.files.write_scripts(request, token)
             external_id = self.manager.submit(managed, batch)
         except (ManagerError, OSError) as exc:
-            log.error("job %s: submission failed: %s", job.id, exc)
+            # Destroyed meanwhile (DESTRUCTION already past, a DELETE): not a fault.
+            level = logging.ERROR if self.store.get_job(job.id) else logging.INFO
+            log.log(level, "job %s: not submitted: %s", job.id, exc)
             self.change_phase(
                 job.id,
                 Phase.ERROR,

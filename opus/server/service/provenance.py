@@ -114,6 +114,12 @@ class ProvenanceService:
                 self._cached_bytes -= len(dropped)
         return written
 
+    def forget(self) -> None:
+        """Empty the document cache (what a benchmark of the writing itself needs)."""
+        with self._lock:
+            self._cache.clear()
+            self._cached_bytes = 0
+
     # -- the walk -----------------------------------------------------------------------
 
     def graph(self, caller: Caller, walk: Walk) -> ProvenanceGraph:
