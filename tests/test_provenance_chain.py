@@ -24,7 +24,9 @@ from opus.core.layout import INTERNAL_DIR, STATUS_FILE
 from opus.server.app import build_service, create_app
 from opus.server.auth import UserManager
 from opus.server.provenance import activity_id, entity_id
+from opus.server.routes.provenance import TRUNCATED_HEADER
 from opus.server.service import JobService, reconcile
+from opus.server.service import provenance as provenance_walk
 from opus.server.service.inputs import Upload
 from opus.server.storage import UserStore
 from opus.server.storage.entities import result_entity_id
@@ -194,6 +196,21 @@ def test_all_back_reaches_the_upload(chain: Chain) -> None:
     assert (activity_id(chain.j3), entity_id(chain.e2), "input") in used
     generated = relations(document, "wasGeneratedBy")
     assert (activity_id(chain.j1), entity_id(chain.e1), "output") in generated
+
+
+def test_a_walk_stops_at_its_node_limit_and_says_so(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = chain.get(f"/provsap?ID={chain.j3}&DEPTH=ALL")
+    assert TRUNCATED_HEADER not in whole.headers
+    monkeypatch.setattr(provenance_walk, "MAX_NODES", 3)
+    cut = chain.get(f"/provsap?ID={chain.j3}&DEPTH=ALL")
+    assert cut.headers[TRUNCATED_HEADER] == "3"
+    activities, found = nodes(json.loads(cut.body))
+    assert 0 < len(activities) + len(found) <= 3
+    assert activity_id(chain.j1) not in activities
+    image_map = chain.get(f"/provsap?ID={chain.j3}&DEPTH=ALL&RESPONSEFORMAT=IMAGE-MAP").json
+    assert image_map["truncated"] is True
 
 
 def test_a_job_document_in_every_format(chain: Chain) -> None:

@@ -114,6 +114,9 @@
 % end
         </select>
       </div>
+      <div class="align-self-end">
+        <button type="button" class="btn btn-sm btn-outline-secondary" aria-pressed="false" data-provenance-full-size>Full size</button>
+      </div>
     </div>
     <div class="overflow-auto border rounded mb-2 provenance-graph" tabindex="0" aria-label="Provenance graph (scrolls)">
       <img src="{{walk}}" usemap="#provenance-map" alt="The provenance graph of this job: the entities it used and made, and the jobs around it (listed below the image)." data-provenance-image>

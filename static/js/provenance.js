@@ -46,7 +46,7 @@ function showAreas(part, areas) {
     if (SHAPES.has(found.shape) && /^[0-9.,\s-]+$/.test(String(found.coords || ''))) {
       const area = document.createElement('area');
       area.setAttribute('shape', found.shape);
-      area.setAttribute('coords', String(found.coords));
+      area.dataset.coords = String(found.coords);
       area.setAttribute('href', found.href);
       area.setAttribute('alt', title);
       area.setAttribute('title', title);
@@ -60,6 +60,23 @@ function showAreas(part, areas) {
     link.textContent = title;
     item.append(link);
     list.append(item);
+  }
+}
+
+/** Scale the map's areas to the image as shown (fitted to the page, or at full size):
+ * ProvSAP's coordinates are those of the image at its natural size. */
+export function scaleCoords(coords, scale) {
+  return coords
+    .split(',')
+    .map((value) => String(Math.round(Number(value) * scale)))
+    .join(',');
+}
+
+function fitAreas(part, image) {
+  if (!image.naturalWidth || !image.clientWidth) return;
+  const scale = image.clientWidth / image.naturalWidth;
+  for (const area of part.querySelectorAll('[data-provenance-map] area')) {
+    area.setAttribute('coords', scaleCoords(area.dataset.coords, scale));
   }
 }
 
@@ -84,7 +101,21 @@ export function enhanceProvenance() {
     } catch (failure) {
       if (turn === shown) showAreas(part, []);
     }
+    if (turn === shown) fitAreas(part, image);
   }
+
+  // A graph wider than the page is fitted to it, unless its reader wants it at full size
+  // (the frame then scrolls); the map follows the size the image is shown at.
+  const fullSize = part.querySelector('[data-provenance-full-size]');
+  image.classList.add('provenance-fit');
+  fullSize.addEventListener('click', () => {
+    const full = fullSize.getAttribute('aria-pressed') !== 'true';
+    fullSize.setAttribute('aria-pressed', String(full));
+    image.classList.toggle('provenance-fit', !full);
+    fitAreas(part, image);
+  });
+  image.addEventListener('load', () => fitAreas(part, image));
+  new ResizeObserver(() => fitAreas(part, image)).observe(image);
 
   part.querySelector('[data-provenance-controls]').hidden = false;
   depth.addEventListener('change', draw);

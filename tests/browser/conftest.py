@@ -190,9 +190,14 @@ def alice_page(page: Page, site: Site) -> Page:
     return page
 
 
+def artefact(name: str) -> Path:
+    """Where the screenshot ``name`` is saved (the directory made if need be)."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTEFACTS / f"{name}.png"
+
+
 def screenshot(page: Page, name: str, full_page: bool = True) -> Path:
     """Save a screenshot (of the whole page, or of the viewport) as a test artefact."""
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTEFACTS / f"{name}.png"
+    path = artefact(name)
     page.screenshot(path=str(path), full_page=full_page)
     return path

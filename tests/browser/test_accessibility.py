@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from opus.server.jdl.files import load_definition
+from opus.server.storage.entities import result_entity_id
 from tests.browser.conftest import PageWatch, Site, page_on, screenshot, sign_in
 from tests.browser.support import Api, assert_fits, axe_violations, field, wait_image
 from tests.conftest import EXAMPLES
@@ -69,6 +70,7 @@ PAGES: dict[str, Callable[[Made], str]] = {
     "job-image": lambda m: f"/jobs/plot/{m.plot}",
     "job-text": lambda m: f"/jobs/append_text/{m.append}",
     "result": lambda m: f"/jobs/append_text/{m.append}/results/output",
+    "entity": lambda m: f"/entities/{result_entity_id(m.append, 'output')}",
     "rerun": lambda m: f"/jobs/new/append_text?rerun={m.append}",
     "profile": lambda m: "/profile",
     "not-found": lambda m: "/jobs/sleep/no-such-job",

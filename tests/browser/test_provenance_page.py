@@ -10,8 +10,16 @@ from urllib.parse import parse_qs, urlsplit
 from playwright.sync_api import Page, expect
 
 from opus.server.storage.entities import result_entity_id
-from tests.browser.conftest import Site
-from tests.browser.support import LONG_MS, Api, axe_violations, expect_phase, job_id_of, wait_image
+from tests.browser.conftest import Site, artefact
+from tests.browser.support import (
+    LONG_MS,
+    Api,
+    assert_fits,
+    axe_violations,
+    expect_phase,
+    job_id_of,
+    wait_image,
+)
 
 
 def chain(site: Site) -> tuple[str, str]:
@@ -58,6 +66,32 @@ def test_the_provenance_graph_of_a_job(alice_page: Page, site: Site) -> None:
     )
     assert query_of(page)["DEPTH"] == ["ALL"]
     assert wait_image(page, image) > 0
+    section = page.locator("section[data-live='provenance']")
+    section.screenshot(path=str(artefact("provenance-graph")))
+    # On a phone the graph is fitted to the page, its map scaled with it; at full size
+    # it scrolls inside its frame. The page itself never scrolls sideways.
+    page.set_viewport_size({"width": 375, "height": 740})
+    assert_fits(page)
+    natural = image.evaluate("img => img.naturalWidth")
+    page.wait_for_function("img => img.clientWidth < 360", arg=image.element_handle())
+    shown = image.evaluate("img => img.clientWidth")
+    scale = shown / natural
+    area = page.locator("map[name='provenance-map'] area").first
+    original = float((area.get_attribute("data-coords") or "").split(",")[0])
+    scaled = float((area.get_attribute("coords") or "").split(",")[0])
+    assert abs(scaled - round(original * scale)) <= 1 and scale < 0.9
+    section.screenshot(path=str(artefact("provenance-graph-375")))
+    full_size = page.get_by_role("button", name="Full size")
+    full_size.click()
+    expect(full_size).to_have_attribute("aria-pressed", "true")
+    page.wait_for_function(f"img => img.clientWidth === {natural}", arg=image.element_handle())
+    page.wait_for_function(
+        "([area, x]) => Number(area.getAttribute('coords').split(',')[0]) === x",
+        arg=[area.element_handle(), round(original)],
+    )
+    assert_fits(page)
+    full_size.click()
+    page.set_viewport_size({"width": 1280, "height": 800})
     expect(page.locator(f"[data-provenance-nodes] a[href$='/{first}']")).to_have_count(1)
     # Forward from the first job, the second is shown; back from it, it is not.
     page.goto(f"/jobs/append_text/{first}")

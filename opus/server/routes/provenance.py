@@ -33,7 +33,7 @@ from opus.server.routes.common import JOB_ID_PATTERN, JOBNAME_PATTERN, caller, p
 from opus.server.routes.files import file_response
 from opus.server.routes.negotiation import json_error, json_fault, json_response
 from opus.server.service import JobService
-from opus.server.service.provenance import Direction, ProvenanceService, Walk
+from opus.server.service.provenance import Direction, Document, ProvenanceService, Walk
 
 JOB = f"/rest/<jobname:re:{JOBNAME_PATTERN}>/<job_id:re:{JOB_ID_PATTERN}>"
 ENTITY_ID = "<entity_id:re:[0-9a-f]{32}>"
@@ -47,6 +47,8 @@ JOB_FORMATS = {
 }
 ORIGINAL_PATHS = {"provjson": Format.JSON, "provxml": Format.XML, "provsvg": Format.SVG}
 IMAGE_MAP = "IMAGE-MAP"
+# Set when a walk stopped at its node limit: the value is that limit.
+TRUNCATED_HEADER = "OPUS-Provenance-Truncated"
 MAX_IDS = 100
 MAX_DEPTH = 1000
 TRUE = ("TRUE", "YES", "1")
@@ -80,21 +82,24 @@ def tree(service: JobService, authn: Authenticator) -> bottle.Bottle:
     app = plain_tree(service.settings.BASE_URL)
     request = bottle.request
 
-    def answer(body: bytes, fmt: Format, name: str) -> bottle.HTTPResponse:
+    def answer(document: Document, fmt: Format, name: str) -> bottle.HTTPResponse:
         headers = {"Content-Type": MEDIA_TYPES[fmt], "Cache-Control": "private, no-cache"}
+        if document.node_limit is not None:
+            # A PROV document has no place for it: the walk's limit is said here.
+            headers[TRUNCATED_HEADER] = str(document.node_limit)
         if fmt is not Format.SVG and fmt is not Format.PNG:
             headers["Content-Disposition"] = f'inline; filename="{name}.{SUFFIXES[fmt]}"'
         if fmt is Format.SVG:
             # The graph is OPUS's own drawing, shown as an image: no script runs in it.
             headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
         headers["X-Content-Type-Options"] = "nosniff"
-        return bottle.HTTPResponse(body=body, headers=headers)
+        return bottle.HTTPResponse(body=document.body, headers=headers)
 
     def job_document(jobname: str, job_id: str, fmt: Format) -> bottle.HTTPResponse:
         params = _upper(request.query.allitems())
         options = _options(params)
-        body = provenance.job_document(caller(authn), jobname, job_id, options, fmt)
-        return answer(body, fmt, f"{job_id}-provenance")
+        document = provenance.job_document(caller(authn), jobname, job_id, options, fmt)
+        return answer(document, fmt, f"{job_id}-provenance")
 
     @app.get(f"{JOB}/provenance")
     def get_job_provenance(jobname: str, job_id: str) -> bottle.HTTPResponse:
@@ -120,8 +125,9 @@ def tree(service: JobService, authn: Authenticator) -> bottle.Bottle:
         if response_format == IMAGE_MAP:
             from opus.server import provdot
 
-            areas = provdot.image_map(provenance.graph(who, walk), options)
-            return json_response(dumps({"areas": areas}), headers={"Cache-Control": "no-cache"})
+            graph = provenance.graph(who, walk)
+            value = {"areas": provdot.image_map(graph, options), "truncated": graph.truncated}
+            return json_response(dumps(value), headers={"Cache-Control": "no-cache"})
         formats = {f.value: f for f in Format}
         if response_format not in formats:
             choices = ", ".join([*formats, IMAGE_MAP])

@@ -6,7 +6,7 @@ generated it), FORWARD to the future (a job to its results, an entity to the job
 used it), BOTH does the two walks and joins them. A node the caller may not read (a job
 or entity of another user) is cut off: it is neither shown nor walked through, so a
 chain never reveals what lies past it. DEPTH=ALL and cycles are bounded: a node is
-visited once, and a walk stops at MAX_NODES nodes (the graph says it was cut short).
+visited once, and a walk stops at MAX_NODES nodes (the answer says it was cut short).
 
 Documents are made on demand and kept in a small cache whose key holds every job's
 version and every entity's presence in the walk: a phase change or a deletion makes a
@@ -67,6 +67,14 @@ class Walk:
 Writer = Callable[[ProvenanceGraph, DocumentOptions, Format], bytes]
 
 
+@dataclass(frozen=True)
+class Document:
+    """A written document, and the node limit its walk stopped at (None: it did not)."""
+
+    body: bytes
+    node_limit: int | None = None
+
+
 class ProvenanceService:
     """Walks provenance for callers and writes it in the asked-for format."""
 
@@ -75,7 +83,7 @@ class ProvenanceService:
         self.entities = service.entities
         self.base_url = service.settings.BASE_URL.rstrip("/")
         self._write = writer
-        self._cache: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple[object, ...], Document] = OrderedDict()
         self._cached_bytes = 0
         self._lock = threading.Lock()
 
@@ -83,7 +91,7 @@ class ProvenanceService:
 
     def job_document(
         self, caller: Caller, jobname: str, job_id: str, options: DocumentOptions, fmt: Format
-    ) -> bytes:
+    ) -> Document:
         """The document of one ended job: the job, what it used and what it made.
         NotFound/Forbidden as for the job; Conflict while it has not ended."""
         details = self.service.get_job(caller, jobname, job_id)
@@ -93,7 +101,9 @@ class ProvenanceService:
             )
         return self.document(caller, Walk((job_id,), 1, Direction.BOTH), options, fmt)
 
-    def document(self, caller: Caller, walk: Walk, options: DocumentOptions, fmt: Format) -> bytes:
+    def document(
+        self, caller: Caller, walk: Walk, options: DocumentOptions, fmt: Format
+    ) -> Document:
         """The walk's graph written in ``fmt`` (cached while nothing in it changed).
         NotFound when no asked-for id is a job or entity the caller may read."""
         graph = self.graph(caller, walk)
@@ -102,16 +112,17 @@ class ProvenanceService:
             if (cached := self._cache.get(key)) is not None:
                 self._cache.move_to_end(key)
                 return cached
-        written = self._write(graph, options, fmt)
+        limit = MAX_NODES if graph.truncated else None
+        written = Document(self._write(graph, options, fmt), limit)
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = written
-                self._cached_bytes += len(written)
+                self._cached_bytes += len(written.body)
             while self._cache and (
                 len(self._cache) > CACHE_ENTRIES or self._cached_bytes > CACHE_BYTES
             ):
                 _, dropped = self._cache.popitem(last=False)
-                self._cached_bytes -= len(dropped)
+                self._cached_bytes -= len(dropped.body)
         return written
 
     def forget(self) -> None:
