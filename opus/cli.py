@@ -1,4 +1,11 @@
-"""The `opus` command: serve, init, db, maintenance, user, jdl validate."""
+"""The `opus` command: serve, init, db, maintenance, user, jdl validate (the server's
+verbs), and the client's (login, submit, jobs, wait, download…: opus/client/commands.py).
+
+The server's verbs read the settings and import the server lazily, each what it needs;
+the client's are handed to opus.client.commands before any setting is read, so they
+run wherever the client is installed, without a settings file or the server's
+packages.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,18 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from opus import __version__
+from opus.client.cliparse import CLIENT_COMMANDS, add_client_commands
+from opus.client.exits import SUMMARY
 from opus.commandline import opus_command
 from opus.core.access import ADMIN_ROLE
-from opus.server.auth import UserError, UserManager
 from opus.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from opus.server.auth import UserManager
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -137,6 +149,7 @@ def _bind_error(host: str, port: int) -> OSError | None:
 
 def _init(args: argparse.Namespace) -> int:
     from opus.server.app import open_database
+    from opus.server.auth import UserManager
     from opus.server.jdl import JDLRegistry
 
     settings = load_settings()
@@ -205,11 +218,14 @@ def _jdl_validate(args: argparse.Namespace) -> int:
 
 def _users() -> UserManager:
     from opus.server.app import open_database
+    from opus.server.auth import UserManager
 
     return UserManager(open_database(load_settings()).users)
 
 
 def _user(args: argparse.Namespace) -> int:
+    from opus.server.auth import UserError
+
     _require_migrated_database()
     manager = _users()
     try:
@@ -320,8 +336,18 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="opus", description="OPUS UWS job server")
+    parser = argparse.ArgumentParser(
+        prog="opus",
+        description="OPUS UWS job server: the server's commands (serve, init, db,"
+        " maintenance, user, jdl) and the client's (login, types, submit, jobs, wait…)",
+        epilog=f"client commands' {SUMMARY}",
+    )
     parser.add_argument("--version", action="version", version=f"opus {__version__}")
+    parser.add_argument(
+        "--server",
+        metavar="NAME",
+        help="client commands: the saved login to use, or a server's URL",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the server")
@@ -375,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = jdl_commands.add_parser("validate", help="check job definition files")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=_jdl_validate)
+    add_client_commands(commands)
     return parser
 
 
@@ -385,6 +412,11 @@ PRIVATE_COMMANDS = frozenset({"serve", "init", "maintenance", "db", "user"})
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        # Before any setting is read: the client needs none of the server's.
+        from opus.client.commands import run
+
+        return run(args)
     if args.command in PRIVATE_COMMANDS:
         os.umask(0o077)
     try:

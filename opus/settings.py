@@ -195,10 +195,13 @@ class Settings:
     EXECUTION_DURATION_MAX: int = 86400
     DESTRUCTION_INTERVAL: int = 30 * 86400
     WAIT_MAX: int = 600
+    SYNC_TIMEOUT: int = 60
     MAX_UPLOAD_SIZE: int = 100 * 1024 * 1024
     NJOBS_MAX: int = 50
     JOBS_PER_USER_MAX: int = 1000
     STORAGE_PER_USER_MAX: int = 10 * 1024**3
+    # The most jobs one "Run once per file" of the new-job form makes (one per file).
+    BATCH_FILES_MAX: int = 100
     AUTH_FREE_FAILURES: int = 5
     AUTH_DELAY_MAX: int = 300
     AUTH_FAILURE_WINDOW: int = 900
@@ -244,6 +247,8 @@ class Settings:
         )
         if self.WAIT_MAX < 0 or self.SERVER_THREADS < 4:
             raise SettingsError("WAIT_MAX must be >= 0 and SERVER_THREADS >= 4")
+        if self.SYNC_TIMEOUT < 0:
+            raise SettingsError("SYNC_TIMEOUT must be >= 0")
         if self.WORKERS < 1:
             raise SettingsError("WORKERS must be >= 1")
         try:
@@ -259,6 +264,8 @@ class Settings:
         limits = ("NJOBS_MAX", "JOBS_PER_USER_MAX", "STORAGE_PER_USER_MAX", "AUTH_FREE_FAILURES")
         if any(getattr(self, name) < 0 for name in limits):
             raise SettingsError(f"{', '.join(limits)} must be >= 0")
+        if self.BATCH_FILES_MAX < 1:
+            raise SettingsError("BATCH_FILES_MAX must be >= 1")
         if self.AUTH_DELAY_MAX < 1 or self.AUTH_FAILURE_WINDOW < 1:
             raise SettingsError("AUTH_DELAY_MAX and AUTH_FAILURE_WINDOW must be >= 1")
         if self.SESSION_IDLE_TIMEOUT < 60 or self.SESSION_MAX_AGE < 60:

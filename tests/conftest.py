@@ -104,10 +104,22 @@ def module_database_url(
         yield url
 
 
+def safe_parser() -> etree.XMLParser:
+    """A parser that resolves no entity and fetches nothing (one per use: lxml's
+    parsers are not to be shared between threads)."""
+    return etree.XMLParser(resolve_entities=False, no_network=True)
+
+
+@functools.cache
+def xml_schema(name: str) -> etree.XMLSchema:
+    """A schema of tests/schemas (UWS-v1.1.xsd, VOSIAvailability-v1.0.xsd…); its
+    imports are its neighbours there, read from the disk."""
+    return etree.XMLSchema(etree.parse(str(SCHEMA_DIR / name), safe_parser()))
+
+
 @pytest.fixture(scope="session")
 def uws_schema() -> etree.XMLSchema:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    return etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "UWS-v1.1.xsd"), parser))
+    return xml_schema("UWS-v1.1.xsd")
 
 
 @pytest.fixture

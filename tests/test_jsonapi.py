@@ -28,6 +28,7 @@ from tests.conftest import make_settings
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
 XLINK = "{http://www.w3.org/1999/xlink}"
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+OPUS = "{http://opus.obspm.fr/xml/uws/v1}"
 JSON = {"Accept": "application/json"}
 
 
@@ -64,6 +65,7 @@ def job_as_json(root: etree._Element) -> dict:
         return None if element is None else element.text
 
     summary = root.find(UWS + "errorSummary")
+    progress = root.find(f"{UWS}jobInfo/{OPUS}progress")
     return {
         "jobId": text("jobId"),
         "runId": text("runId"),
@@ -83,6 +85,14 @@ def job_as_json(root: etree._Element) -> dict:
             "type": summary.get("type"),
             "hasDetail": summary.get("hasDetail") == "true",
             "message": summary.findtext(UWS + "message"),
+        },
+        # Not in UWS: the jobInfo's progress.
+        "progress": None
+        if progress is None
+        else {
+            "percent": float(progress.get("percent")),
+            "message": progress.text,
+            "time": progress.get("time"),
         },
     }
 
@@ -111,7 +121,7 @@ def results_as_json(element: etree._Element, job_id: str) -> list[dict]:
 # -- the same values ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state", ["pending", "completed", "error", "aborted"])
+@pytest.mark.parametrize("state", ["pending", "reporting", "completed", "error", "aborted"])
 def test_the_json_job_says_what_the_xml_says(app, service, state: str) -> None:
     path = create(app, duration="2", RUNID="run-é", DESTRUCTION="2030-01-01T00:00:00Z")
     job_id = path.rsplit("/", 1)[1]
@@ -121,6 +131,12 @@ def test_the_json_job_says_what_the_xml_says(app, service, state: str) -> None:
         assert service.finish(service.store.get_job(job_id), Phase.ERROR, "it failed")
     elif state == "aborted":
         app.post(f"{path}/phase", {"PHASE": "ABORT"}, status=303)
+    elif state == "reporting":
+        assert service.change_phase(job_id, Phase.EXECUTING, allowed_from={Phase.PENDING})
+        now = utcnow()
+        assert service.store.progress.record(
+            job_id, 40.5, "fitting <4/10> & more", now, {Phase.EXECUTING}, now
+        )
     root = etree.fromstring(app.get(path).body)
     answer = app.get(path, headers=JSON)
     assert answer.content_type == "application/json"

@@ -15,7 +15,7 @@ def test_an_unknown_job_type_lists_the_available_ones(app) -> None:
     for method, path in [("get", "/rest/nosuch"), ("post", "/rest/nosuch")]:
         refused = getattr(app, method)(path, status=404)
         assert "no job type named 'nosuch'" in refused.text
-        available = "append_text, fail, fits_image, plot, provenance_demo, sleep"
+        available = "append_text, fail, fits_image, plot, progress_demo, provenance_demo, sleep"
         assert f"available: {available}" in refused.text
     job = urlsplit(app.post("/rest/sleep", status=303).location).path
     refused = app.get(job.replace("/sleep/", "/nosuch/"), status=404)

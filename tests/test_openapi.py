@@ -5,7 +5,7 @@
 - schemathesis sends generated requests (valid and invalid) to every operation of a live
   `opus serve` and checks each answer: no 5xx, a documented status code and media type,
   the documented headers and body schema (text/plain bodies against their string
-  schemas, text/xml bodies against the UWS 1.1 XML schema, JSON against its schema);
+  schemas, text/xml bodies against the UWS 1.1 or VOSI 1.0 XML schema, JSON against its schema);
   each operation of the UWS tree is called again with ``Accept: application/json``, so
   that its JSON answers and JSON errors are checked as well.
 
@@ -50,7 +50,7 @@ from opus.server.app import create_app
 from opus.server.routes.openapi import load_description
 from opus.server.service import JobService
 from opus.settings import Settings
-from tests.conftest import SCHEMA_DIR, LiveServer, make_settings
+from tests.conftest import LiveServer, make_settings, safe_parser, xml_schema
 from tests.live_helpers import Client, add_user, job_list_ids, running_server
 
 ADMIN = "openapi-admin"
@@ -63,6 +63,8 @@ VALID_TOKEN = "valid"
 # The parameters of the example job definitions (jdl/*.yml).
 JOB_PARAMETERS = ["duration", "message", "text", "function", "cycles", "color", "title"]
 RESULT_IDS = ["output", "image", "nosuchresult"]
+# The endpoints of batch scripts, authenticated by a job's token.
+SIGNAL_PATHS = ("/handler/job_event", "/handler/job_progress")
 EXAMPLES_PER_OPERATION = 25
 CHECKS = [
     not_a_server_error,
@@ -81,6 +83,9 @@ API_PREFIXES = (
     "/jdl",
     "/entities",
     "/provsap",
+    "/sync/",
+    "/availability",
+    "/capabilities",
 )
 # Paths of the API that the web client's pages extend (/jobs/...).
 API_PATHS = ("/", "/jobs", "/changes")
@@ -94,11 +99,12 @@ FRAMING = {"content-length", "transfer-encoding", "host", "connection", "expect"
 
 # -- response bodies: text/plain as strings, text/xml checked against the UWS schema ----
 
-_UWS_SCHEMA = etree.XMLSchema(
-    etree.parse(
-        str(SCHEMA_DIR / "UWS-v1.1.xsd"), etree.XMLParser(resolve_entities=False, no_network=True)
-    )
-)
+# The schema of each kind of document the API answers as text/xml, by root namespace.
+_SCHEMAS = {
+    "http://www.ivoa.net/xml/UWS/v1.0": "UWS-v1.1.xsd",
+    "http://www.ivoa.net/xml/VOSIAvailability/v1.0": "VOSIAvailability-v1.0.xsd",
+    "http://www.ivoa.net/xml/VOSICapabilities/v1.0": "VOSICapabilities-v1.0.xsd",
+}
 
 
 @schemathesis.deserializer("text/plain")
@@ -112,10 +118,13 @@ def _uws_document(_ctx: Any, response: Any) -> str:
     content_type = response_content_type(response) or ""
     if content_type.split(";")[0].strip().lower() != "text/xml":
         return response.content.decode("utf-8", "replace")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    root = etree.fromstring(response.content, parser)
-    if not _UWS_SCHEMA.validate(root):
-        raise ValueError(f"not a valid UWS 1.1 document: {_UWS_SCHEMA.error_log}")
+    root = etree.fromstring(response.content, safe_parser())
+    name = _SCHEMAS.get(etree.QName(root).namespace or "")
+    if name is None:
+        raise ValueError(f"an XML document of no known kind: {root.tag}")
+    schema = xml_schema(name)
+    if not schema.validate(root):
+        raise ValueError(f"not valid against {name}: {schema.error_log}")
     return response.content.decode("utf-8")
 
 
@@ -204,7 +213,7 @@ class Fixtures:
 
     def substitute(self, case: Any) -> None:
         """Replace placeholder ids in the case's path by real ones."""
-        if case.operation.path == "/handler/job_event":
+        if case.operation.path in SIGNAL_PATHS:
             self.substitute_signal(case)
         if case.operation.path == "/changes" and (case.query or {}).get("since") == CURRENT_TOKEN:
             case.query["since"] = self.client.get("/changes").json()["token"]
@@ -223,7 +232,8 @@ class Fixtures:
             path["user_id"] = self.shared_user if method == "GET" else self.add_user()
 
     def substitute_signal(self, case: Any) -> None:
-        """A job_event body: placeholder job id and token replaced by a finished job's."""
+        """A job_event or job_progress body: placeholder job id and token replaced by a
+        finished job's."""
         body = case.body
         if not isinstance(body, dict):
             return
@@ -259,6 +269,7 @@ def server(
         # Generated jobs and WAITs stay short.
         EXECUTION_DURATION_MAX="5",
         WAIT_MAX="1",
+        SYNC_TIMEOUT="1",
         # Hundreds of generated wrong credentials from one address: throttled, every
         # later request would be answered 429 (test_throttle.py tests that).
         AUTH_FREE_FAILURES="1000000",
@@ -318,10 +329,15 @@ def narrowed(document: dict[str, Any]) -> dict[str, Any]:
             parameter["schema"] = {"type": "string", "enum": [*JOB_PARAMETERS, "input", "x"]}
     for parameter in paths["/scim/v2/Users/{user_id}"]["parameters"]:
         parameter["schema"] = {"type": "string", "enum": [FRESH_USER, UNKNOWN_USER]}
-    signal = paths["/handler/job_event"]["post"]["requestBody"]["content"]
-    fields = signal["application/x-www-form-urlencoded"]["schema"]["properties"]
-    fields["jobid"] = {"type": "string", "enum": [FINISHED, UNKNOWN_JOB]}
-    fields["token"] = {"type": "string", "enum": [VALID_TOKEN, "wrong"]}
+    for parameter in paths["/sync/{jobname}"]["get"]["parameters"]:
+        if parameter.get("name") == "fields":
+            named_fields = {name: {"type": "string"} for name in JOB_PARAMETERS}
+            parameter["schema"] = {"type": "object", "properties": named_fields}
+    for path in SIGNAL_PATHS:
+        signal = paths[path]["post"]["requestBody"]["content"]
+        fields = signal["application/x-www-form-urlencoded"]["schema"]["properties"]
+        fields["jobid"] = {"type": "string", "enum": [FINISHED, UNKNOWN_JOB]}
+        fields["token"] = {"type": "string", "enum": [VALID_TOKEN, "wrong"]}
     named = {name: {"type": "string"} for name in JOB_PARAMETERS}
     bodies = components["requestBodies"]
     for body in (bodies["JobCreation"], bodies["Parameters"]):

@@ -1,9 +1,11 @@
 """The shape of the package: the rules that keep its layers apart, checked on its source.
 
 The domain core imports no framework (a client or a template can use it without the
-server's dependencies), and the HTTP trees reach jobs only through the service (no
-route imports storage or writes SQL). Checked two ways: statically on each module's
-imports, and by importing the core in a fresh interpreter and looking at what came in.
+server's dependencies), the Python client library (opus.client's library modules)
+imports neither the server nor its packages, and the HTTP trees reach jobs only through
+the service (no route imports storage or writes SQL). Checked two ways: statically on
+each module's imports, and by importing the core and the client library in a fresh
+interpreter and looking at what came in.
 """
 
 from __future__ import annotations
@@ -18,6 +20,48 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "opus"
 FRAMEWORKS = ("bottle", "sqlalchemy", "lxml", "cheroot", "alembic", "psycopg2", "yaml")
 MAX_LINES = 500
+# opus/client holds two things: the Python client library (scripts, notebooks, the
+# `opus` client verbs: requests and the standard library only) and the web client
+# (page routes, part of the server). Every module is one or the other.
+CLIENT_LIBRARY = (
+    "__init__",
+    "api",
+    "jobs_api",
+    "models",
+    "errors",
+    "transport",
+    "uwsdoc",
+    "downloads",
+    "config",
+    "exits",
+    "output",
+    "cliparse",
+    "clicontext",
+    "commands",
+    "logincmds",
+    "completion",
+)
+WEB_CLIENT = (
+    "web",
+    "account",
+    "admin",
+    "archive",
+    "astro",
+    "astropages",
+    "context",
+    "entitypages",
+    "forms",
+    "jdleditor",
+    "jobpages",
+    "newjob",
+    "previews",
+    "quicklook",
+    "rendering",
+    "static",
+    "views",
+)
+# What the client library may never import: the server's packages, and the server.
+SERVER_PACKAGES = (*FRAMEWORKS, "voprov", "prov", "logprov", "authlib", "joserfc")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -57,6 +101,39 @@ def test_importing_the_core_loads_no_framework() -> None:
         "for info in pkgutil.iter_modules(opus.core.__path__):\n"
         "    importlib.import_module('opus.core.' + info.name)\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r}))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opus.server')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines() == ["[]", "[]"]
+
+
+def test_every_client_module_is_library_or_web_page() -> None:
+    found = {path.stem for path in PACKAGE.joinpath("client").glob("*.py")}
+    assert found == set(CLIENT_LIBRARY) | set(WEB_CLIENT), (
+        "name each module of opus/client in CLIENT_LIBRARY or WEB_CLIENT"
+    )
+    assert not set(CLIENT_LIBRARY) & set(WEB_CLIENT)
+
+
+@pytest.mark.parametrize("name", CLIENT_LIBRARY)
+def test_the_client_library_imports_no_server_code(name: str) -> None:
+    path = PACKAGE / "client" / f"{name}.py"
+    for imported in imported_modules(path):
+        top = imported.split(".")[0]
+        assert top not in SERVER_PACKAGES, f"{path.name} imports {imported}"
+        assert not imported.startswith("opus.server"), f"{path.name} imports {imported}"
+        web = {f"opus.client.{page}" for page in WEB_CLIENT}
+        assert imported not in web, f"{path.name} imports the web client's {imported}"
+
+
+def test_importing_the_client_library_loads_no_server_code() -> None:
+    code = (
+        "import sys, importlib\n"
+        f"for name in {CLIENT_LIBRARY!r}:\n"
+        "    importlib.import_module('opus.client' + ('' if name == '__init__' else '.' + name))\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {SERVER_PACKAGES!r}))\n"
         "print(sorted(m for m in sys.modules if m.startswith('opus.server')))\n"
     )
     done = subprocess.run(

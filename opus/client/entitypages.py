@@ -1,7 +1,7 @@
 """The page of an entity: a file of provenance (a job's input or result) for a browser.
 
 ``/entities/{id}`` is the same rule as the JSON route of routes/provenance.py, so
-``client.negotiated`` gives browsers this page and scripts the JSON. The entity is
+``web.negotiated`` gives browsers this page and scripts the JSON. The entity is
 read through the service with the caller (NotFound for another user's, whose existence
 is not told); the jobs that used it are only those the caller may read.
 """

@@ -14,6 +14,8 @@
             status               the final phase the batch script recorded
             batch.log            the batch script's own output
             signal.log           what the callbacks printed
+            progress             the latest progress the script reported (opus_progress)
+            progress.lock/       its sender's: pid, stop (asked to end), done (ended)
 
 The batch script runs on the execution host (a SLURM node), so these names are the
 contract between the server and the script: one definition, here.
@@ -35,6 +37,8 @@ STDERR_FILE = "stderr"
 STATUS_FILE = "status"
 BATCH_LOG = "batch.log"
 SIGNAL_LOG = "signal.log"
+PROGRESS_FILE = "progress"
+PROGRESS_LOCK = "progress.lock"
 # Names an input file may not take: they are the layout's own.
 RESERVED_NAMES = frozenset({INTERNAL_DIR, RESULTS_DIR})
 

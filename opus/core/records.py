@@ -18,8 +18,8 @@ from opus.core.phases import Phase
 class Job:
     """A job as stored: identity, phase, times and limits (no parameters or results).
 
-    ``version`` grows with every change of the job (its phase, times, parameters or
-    results): two reads with the same version show the same job, which is what the
+    ``version`` grows with every change of the job (its phase, times, parameters,
+    results or progress): two reads with the same version show the same job, which is what the
     job document's ETag and its cached rendering rest on.
     """
 
@@ -47,6 +47,11 @@ class Job:
     # draft) and the SHA-256 of its text. Approving a new version changes neither.
     definition_revision: int | None = None
     definition_hash: str | None = None
+    # The latest progress its script reported (``opus_progress``): a percentage from 0
+    # to 100, a message (or None), and when the server received it; None before any.
+    progress: float | None = None
+    progress_message: str | None = None
+    progress_time: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@
 ``create_application(settings)`` opens the process's database (checked to be at the
 schema revision of this OPUS), builds the JobService on it with the manager and the job
 definitions, and merges one bottle application per HTTP tree into the root
-application: UWS (/rest), the result store (/store), shared links of results
+application: UWS (/rest), synchronous runs (/sync), VOSI (/availability,
+/capabilities), the result store (/store), shared links of results
 (/shared), the signal handler (/handler), SCIM (/scim/v2), the OpenAPI description
 (/openapi.json), signing in (/login, /logout, /session; /login/oidc/<name> with an
 OpenID Connect provider), the JSON job lists and change feed (/jobs, /changes) and
-the web pages (opus/client: /, /jobs…, /login, /profile, /static; / and /jobs go to
+the web pages (opus/client/web.py: /, /jobs…, /login, /profile, /static; / and /jobs go to
 the page when the request prefers HTML). Each tree renders
 its own errors (plain text, JSON when asked for or always, SCIM's JSON, or HTML pages);
 the root renders requests no route matches the way the tree of their path would. The
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import bottle
 
-from opus import client
+from opus.client import web
 from opus.server import datadirs, schema
 from opus.server.auth import Authenticator, UserManager
 from opus.server.background import Background
@@ -43,7 +44,9 @@ from opus.server.routes import (
     session,
     shared,
     store,
+    sync,
     uws,
+    vosi,
 )
 from opus.server.routes.common import TEXT_CONTENT_TYPE, caller, plain_tree
 from opus.server.routes.negotiation import TEXT_TYPE, prefers_json
@@ -125,6 +128,8 @@ def create_application(settings: Settings, service: JobService | None = None) ->
     root = bottle.Bottle()
     trees = (
         uws.tree(service, authn, documents, parker),
+        sync.tree(service, authn, documents),
+        vosi.tree(service, authn),
         jobs.tree(service, authn, parker),
         jdl.tree(service, authn, DefinitionWorkflow(service)),
         store.tree(service, authn),
@@ -137,11 +142,11 @@ def create_application(settings: Settings, service: JobService | None = None) ->
         oidc.tree(OpenIDSignIn(settings, sessions, UserManager(users)), authn),
         _index_tree(service, authn, settings),
     )
-    pages = client.tree(service, authn, UserManager(users), links=links)
+    pages = web.tree(service, authn, UserManager(users), links=links)
     for tree in (*trees, pages):
         root.merge(tree)
     # "/" and "/jobs": the web page for a browser, the text or JSON answer for scripts.
-    root.merge(client.negotiated(pages, trees))
+    root.merge(web.negotiated(pages, trees))
     root.default_error_handler = _unmatched
     return Application(root, service, Background(service, parker))
 
@@ -182,7 +187,7 @@ def _unmatched(error: bottle.HTTPError) -> str:
             bottle.response.set_header(name, value)
         body: str = answer.body
         return body
-    if client.is_page_path(path):
-        return client.unmatched(error)
+    if web.is_page_path(path):
+        return web.unmatched(error)
     bottle.response.content_type = TEXT_CONTENT_TYPE
     return f"{error.status_line}\n"

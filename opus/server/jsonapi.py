@@ -2,7 +2,8 @@
 
 The same values as the UWS XML (uwsxml.py), field for field, under the UWS names in
 camelCase: a time is the same UTC string (``format_time``), a nil time is ``null``, an
-absent runId or quote is ``null``, an errorSummary absent is ``null``. Links are built
+absent runId or quote is ``null``, an errorSummary absent is ``null``, and ``progress``
+is the XML's ``jobInfo`` (``null`` until the job's script reports one). Links are built
 from the server's BASE_URL, never from the request. A JSON answer has an ETag of its
 own (the XML one's with ``-json``: another representation of the same version).
 
@@ -19,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from opus.core.errors import OpusError
-from opus.core.records import JobChanges, JobDetails, JobPage, JobSummary, Parameter
+from opus.core.records import Job, JobChanges, JobDetails, JobPage, JobSummary, Parameter
 from opus.core.times import format_time
 from opus.server.storage.entities import result_entity_id
 from opus.server.uwsxml import result_url
@@ -86,6 +87,19 @@ def job_value(details: JobDetails, base_url: str) -> dict[str, Any]:
         "errorSummary": error,
         # Not in UWS: the job definition the job was created with (docs/jdl.md).
         "definition": {"revision": job.definition_revision, "hash": job.definition_hash},
+        # Not in UWS (the XML's jobInfo): the latest progress its script reported.
+        "progress": progress_value(job),
+    }
+
+
+def progress_value(job: Job) -> dict[str, Any] | None:
+    """``{"percent", "message", "time"}`` of the job's latest progress, or None."""
+    if job.progress is None:
+        return None
+    return {
+        "percent": job.progress,
+        "message": job.progress_message,
+        "time": _time(job.progress_time),
     }
 
 

@@ -12,6 +12,18 @@ is loaded, this is the last line of defence). The generated script:
 4. writes the final phase to ``.opus/status`` (read by the reconciler if every
    callback is lost) and reports COMPLETED or ERROR, retrying with backoff while the
    server is unreachable.
+
+It also gives the job's script ``opus_progress PERCENT [MESSAGE]`` (an exported
+function: a bash the script starts has it too), which reports how far the job got to
+/handler/job_progress. It never fails nor holds up the job: it checks the percentage
+(anything but a number from 0 to 100 is ignored, with a line on stderr), writes the
+report to ``.opus/progress`` and returns; a sender in the background, started by the
+first report, posts the latest report at most once a second (the reports in between
+are dropped: the latest wins), and once the script has ended the batch script has it
+post the last one before COMPLETED or ERROR. Its posts wait 5 s at most for the
+server, and are tried again (backing off up to 30 s) while the server does not answer.
+The sender is not a child of the script's shell, so a script's ``wait`` does not wait
+for it.
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ from pathlib import Path
 from opus.core.layout import (
     INTERNAL_DIR,
     JOB_SCRIPT,
+    PROGRESS_FILE,
+    PROGRESS_LOCK,
     RESULTS_DIR,
     SIGNAL_LOG,
     STATUS_FILE,
@@ -36,6 +50,7 @@ from opus.core.layout import (
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Generated-entity patterns are checked by the JDL loader; this is the same rule.
 SAFE_GLOB = re.compile(r"[A-Za-z0-9_*?[][A-Za-z0-9_.*?\[\]-]*")
+_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 
 
 # The callback client when curl is missing, run by python3 on the execution host. It retries with
@@ -69,6 +84,113 @@ while True:
     delay = min(delay * 2, 30.0)
 """
 
+# The progress client when curl is missing: one post, and the HTTP status it got on
+# stdout (000 without an answer), as curl's --write-out gives it.
+PROGRESS_CLIENT = r"""
+import sys, urllib.error, urllib.parse, urllib.request
+url, job_id, token_file, percent, message = sys.argv[1:6]
+try:
+    with open(token_file) as handle:
+        token = handle.read().strip()
+    body = urllib.parse.urlencode(
+        {"jobid": job_id, "percent": percent, "message": message, "token": token}
+    ).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=5) as answer:
+        print(answer.status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+except (OSError, ValueError) as exc:
+    print("000")
+    print(f"opus: progress {percent} not delivered: {exc}", file=sys.stderr)
+"""
+
+# The progress functions, @NAME@ replaced by shell-quoted values (progress_functions).
+# opus_progress runs in the job's own shell, which may have set -euo pipefail, noclobber
+# or a trap: each of its commands that could fail is tested or followed by ``|| ...``,
+# and it returns 0. The sender starts as a grandchild (the subshell that forks it
+# exits), so that the script's own ``wait`` never waits for it. The batch script stops
+# it with a file (``stop``) and SIGURG, which interrupts its idle wait and, unlike
+# SIGTERM, does nothing to a sender that has not set its trap yet; ``done`` says it has
+# posted what it had (a process nobody reaps stays a zombie, which kill -0 still finds).
+PROGRESS_FUNCTIONS = r"""
+opus_progress() {
+  local opus_percent=${1-} opus_message=${2-}
+  local opus_number='^(100(\.0*)?|[0-9]{1,2}(\.[0-9]*)?|\.[0-9]+)$'
+  if ! [[ $opus_percent =~ $opus_number ]]; then
+    printf 'opus_progress: %q is not a percentage from 0 to 100: ignored\n' "$opus_percent" >&2
+    return 0
+  fi
+  printf '%s\n%s' "$opus_percent" "$opus_message" 2> /dev/null >| @FILE@.$BASHPID &&
+    mv -f -- @FILE@.$BASHPID @FILE@ 2> /dev/null || return 0
+  if mkdir @LOCK@ 2> /dev/null; then
+    ( opus_progress_sender < /dev/null >> @LOG@ 2>&1 &
+      printf '%s\n' "$!" >| @LOCK@/pid ) 2> /dev/null || :
+  fi
+  return 0
+}
+opus_progress_post() {
+  if command -v curl > /dev/null 2>&1; then
+    curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --data-urlencode "jobid="@JOB_ID@ \
+      --data-urlencode "percent=$1" --data-urlencode "message=$2" \
+      --data-urlencode "token@"@TOKEN@ @URL@
+  else
+    python3 -c @CLIENT@ @URL@ @JOB_ID@ @TOKEN@ "$1" "$2"
+  fi
+}
+opus_progress_sender() {
+  set +e +u +x +o pipefail
+  trap - ERR DEBUG RETURN
+  trap : URG
+  local opus_sent= opus_now opus_percent= opus_message= opus_code opus_stopping opus_due
+  local opus_delay=1 opus_next=0
+  while :; do
+    opus_stopping=
+    [ -e @LOCK@/stop ] && opus_stopping=1
+    opus_now=$opus_sent
+    if [ -f @FILE@ ]; then
+      { IFS= read -r opus_percent; IFS= read -r -d '' opus_message; } < @FILE@
+      opus_now=$opus_percent$'\n'$opus_message
+    fi
+    opus_due=$opus_stopping
+    [ "$SECONDS" -ge "$opus_next" ] && opus_due=1
+    if [ "$opus_now" != "$opus_sent" ] && [ -n "$opus_due" ]; then
+      opus_code=$(opus_progress_post "$opus_percent" "$opus_message")
+      case $opus_code in
+        408 | 429 | 000 | 5??)
+          opus_delay=$((opus_delay < 16 ? opus_delay * 2 : 30))
+          opus_next=$((SECONDS + opus_delay)) ;;
+        2??) opus_sent=$opus_now opus_delay=1 ;;
+        *) opus_sent=$opus_now opus_delay=1
+          printf 'opus: progress %s not taken: HTTP %s\n' "$opus_percent" "${opus_code:-none}" ;;
+      esac
+      [ -n "$opus_stopping" ] && break
+      sleep 1
+    else
+      [ -n "$opus_stopping" ] && break
+      sleep 1 & wait $!
+    fi
+  done
+  : > @LOCK@/done
+}
+export -f opus_progress opus_progress_post opus_progress_sender
+opus_progress_stop() {
+  local opus_pid opus_tries=0
+  [ -f @LOCK@/pid ] || return 0
+  opus_pid=$(cat @LOCK@/pid 2> /dev/null)
+  case $opus_pid in '' | *[!0-9]*) return 0 ;; esac
+  : > @LOCK@/stop
+  kill -URG "$opus_pid" 2> /dev/null || return 0
+  while [ ! -e @LOCK@/done ] && kill -0 "$opus_pid" 2> /dev/null; do
+    if [ $opus_tries -ge 150 ]; then
+      kill -KILL "$opus_pid" 2> /dev/null
+      break
+    fi
+    opus_tries=$((opus_tries + 1))
+    sleep 0.1
+  done
+}
+"""
+
 
 @dataclass(frozen=True)
 class BatchJob:
@@ -85,6 +207,11 @@ class BatchJob:
     # (logprov, to record its own provenance) without a Python of its own.
     python: str = "python3"
 
+    @property
+    def progress_url(self) -> str:
+        """Where the script's progress goes: the signal endpoint's sibling."""
+        return f"{self.signal_url.rsplit('/', 1)[0]}/job_progress"
+
 
 def q(value: str) -> str:
     """Shell-quote one value (the single quoting function of OPUS)."""
@@ -96,6 +223,24 @@ def check_name(name: str) -> str:
     if not SHELL_NAME.fullmatch(name):
         raise ValueError(f"unsafe shell variable name {name!r}")
     return name
+
+
+def progress_functions(job: BatchJob) -> str:
+    """The bash source of opus_progress and its sender (and of the batch script's
+    opus_progress_stop), every value in it shell-quoted."""
+    internal = job.job_dir / INTERNAL_DIR
+    values = {
+        "FILE": str(internal / PROGRESS_FILE),
+        "LOCK": str(internal / PROGRESS_LOCK),
+        "LOG": str(internal / SIGNAL_LOG),
+        "TOKEN": str(internal / TOKEN_FILE),
+        "URL": job.progress_url,
+        "JOB_ID": job.job_id,
+        "CLIENT": PROGRESS_CLIENT,
+    }
+    # One pass: a value is never searched for placeholders again.
+    source = _PLACEHOLDER.sub(lambda found: q(values[found.group(1)]), PROGRESS_FUNCTIONS)
+    return source.strip("\n")
 
 
 def render_batch_script(job: BatchJob) -> str:
@@ -127,6 +272,7 @@ def render_batch_script(job: BatchJob) -> str:
         f'      "$OPUS_INTERNAL/{TOKEN_FILE}" "$1" "${{2:-}}" "$OPUS_SIGNAL_RETRY"',
         f'  fi >> "$OPUS_INTERNAL/{SIGNAL_LOG}" 2>&1',
         "}",
+        progress_functions(job),
         'cd "$JOB_DIR" || exit 1',
         'mkdir -p "$JOB_OUTPUT_DIR"',
         "opus_signal EXECUTING &",
@@ -139,6 +285,8 @@ def render_batch_script(job: BatchJob) -> str:
         f'bash "$OPUS_INTERNAL/{JOB_SCRIPT}" > "$OPUS_INTERNAL/{STDOUT_FILE}" '
         f'2> "$OPUS_INTERNAL/{STDERR_FILE}" < /dev/null',
         "opus_status=$?",
+        # The last progress the script reported reaches the server before its end does.
+        "opus_progress_stop",
         "shopt -s nullglob",
     ]
     for pattern in job.result_patterns:

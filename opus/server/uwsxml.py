@@ -9,6 +9,11 @@ BASE_URL, never from the request.
 A job document depends on nothing but the job's version (and the server's BASE_URL):
 ``JobDocuments`` renders it once per version and gives it an ETag, so that polling
 clients cost a look-up and a comparison while their job does not change.
+
+What UWS has no element for goes in ``uws:jobInfo``, in the OPUS namespace (a name,
+not an address to fetch): the latest progress the job's script reported,
+``<opus:progress percent="40" time="…">fitting 4/10</opus:progress>``. The schema
+takes any element there (``xs:any``, lax), so the document stays valid.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from opus.core.times import format_time
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+OPUS_NS = "http://opus.obspm.fr/xml/uws/v1"
 NSMAP = {"uws": UWS_NS, "xlink": XLINK_NS, "xsi": XSI_NS}
 UWS_VERSION = "1.1"
 XML_CONTENT_TYPE = "text/xml; charset=UTF-8"
@@ -38,6 +44,7 @@ _UWS = f"{{{UWS_NS}}}"
 _HREF = f"{{{XLINK_NS}}}href"
 _XLINK_TYPE = f"{{{XLINK_NS}}}type"
 _NIL = f"{{{XSI_NS}}}nil"
+_OPUS = f"{{{OPUS_NS}}}"
 
 
 def result_url(base_url: str, job_id: str, result_id: str) -> str:
@@ -121,7 +128,20 @@ def job_document(details: JobDetails, base_url: str) -> bytes:
         summary.set("type", job.error_type or "fatal")
         summary.set("hasDetail", "false")
         _sub(summary, "message", job.error_message)
+    if job.progress is not None:
+        _progress_element(_sub(root, "jobInfo"), job)
     return _serialize(root)
+
+
+def _progress_element(parent: etree._Element, job: Job) -> None:
+    """``opus:progress``: the percentage (as few digits as it needs), when it was
+    received, and the message as the element's text (none without a message)."""
+    element = etree.SubElement(parent, _OPUS + "progress", nsmap={"opus": OPUS_NS})
+    element.set("percent", f"{job.progress:g}")
+    if job.progress_time is not None:
+        element.set("time", format_time(job.progress_time))
+    if job.progress_message:
+        element.text = job.progress_message
 
 
 def parameters_document(params: Iterable[Parameter]) -> bytes:

@@ -8,6 +8,15 @@
   <p class="fs-5">Phase: <span data-live-phase aria-live="polite">
 % include('phase', phase=job.phase)
 </span></p>
+% progress = job.progress if job.phase in (Phase.QUEUED, Phase.EXECUTING) else None
+% percent = '%g' % (progress or 0)
+% said = percent + ' %' + (': ' + job.progress_message if job.progress_message else '')
+  <div class="mb-3" data-live-progress{{!'' if progress is not None else ' hidden'}}>
+    <div class="progress" role="progressbar" aria-label="Progress of the job" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{{percent}}" aria-valuetext="{{said}}">
+      <div class="progress-bar" data-progress-bar></div>
+    </div>
+    <p class="small mt-1 mb-0 text-break"><span data-progress-percent>{{percent}} %</span> <span class="text-body-secondary" data-progress-message>{{job.progress_message or ''}}</span></p>
+  </div>
 % if job.error_message:
   <div class="alert alert-danger" role="alert"><strong>Error:</strong> <span class="pre-wrap">{{job.error_message}}</span></div>
 % end

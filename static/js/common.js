@@ -40,13 +40,16 @@ export function request(url, options = {}) {
   return fetch(url, { credentials: 'same-origin', cache: 'no-store', ...options, headers });
 }
 
-/** The job a UWS answer describes: {phase, version}, from JSON or from UWS XML. */
+/** The job a UWS answer describes: {phase, version, progress, rest}, from JSON or from
+ * UWS XML (which gives the phase only). ``progress`` is the job's latest progress
+ * ({percent, message, time} or null); ``rest`` is the rest of the job as a string, which
+ * tells whether something other than the progress changed. */
 export async function readJobAnswer(response) {
   const type = response.headers.get('Content-Type') || '';
   if (type.includes('json')) {
     const body = await response.json();
-    const job = body.job || body;
-    return { phase: job.phase, version: job.version };
+    const { progress = null, ...job } = body.job || body;
+    return { phase: job.phase, version: job.version, progress, rest: JSON.stringify(job) };
   }
   const doc = new DOMParser().parseFromString(await response.text(), 'application/xml');
   const phase = doc.getElementsByTagNameNS(UWS_NS, 'phase')[0];

@@ -3,6 +3,10 @@
 // asks once every 30 s. While the job executes, WAIT lasts 5 s and stdout and stderr are read
 // again (conditional requests: 304 while they are unchanged). The provenance part is
 // provenance.js's, drawn again when the job's end brings it.
+// The progress bar shows the latest progress the job's script reported (the job's
+// JSON has it): a progress report wakes no WAIT (it is not a phase change), so while a
+// job that reports its progress executes, WAIT lasts 2 s. A new progress alone changes
+// the bar, not the rest of the page (the job's other fields say whether to refresh it).
 
 import { ACTIVE, readJobAnswer, refreshParts, request, showPhase, sleep, status } from './common.js';
 import { enhanceProvenance } from './provenance.js';
@@ -10,12 +14,16 @@ import { enhanceProvenance } from './provenance.js';
 const root = document.getElementById('job');
 const IDLE_WAIT = 30;
 const EXECUTING_WAIT = 5;
+const PROGRESS_WAIT = 2;
+const REPORTING = new Set(['QUEUED', 'EXECUTING']);
 const TAIL = 1024 * 1024;
 
 if (root) {
   const jobPath = root.dataset.jobPath;
   let phase = root.dataset.phase;
   let etag = null;
+  let rest = null;
+  let reporting = false;
   const streamTags = {};
 
   // The job as the server has it now ({phase} or null for "unchanged"); the ETag of
@@ -42,6 +50,28 @@ if (root) {
     const badge = root.querySelector('[data-live-phase] [data-phase]');
     if (badge) showPhase(badge, next);
     return true;
+  }
+
+  // Show the job's latest progress ({percent, message} or null) while the job is
+  // queued or executes; hide the bar otherwise. The bar's width is set here (the pages'
+  // CSP allows no style attribute), from aria-valuenow, which the server writes too.
+  function showProgress(progress) {
+    const box = root.querySelector('[data-live-progress]');
+    if (!box) return;
+    const bar = box.querySelector('[role="progressbar"]');
+    if (progress !== undefined) {
+      box.hidden = !progress || !REPORTING.has(phase);
+      if (!box.hidden) {
+        const percent = Math.min(100, Math.max(0, Number(progress.percent) || 0));
+        const text = `${percent} %`;
+        bar.setAttribute('aria-valuenow', String(percent));
+        bar.setAttribute('aria-valuetext', progress.message ? `${text}: ${progress.message}` : text);
+        box.querySelector('[data-progress-percent]').textContent = text;
+        box.querySelector('[data-progress-message]').textContent = progress.message || '';
+      }
+    }
+    reporting = !box.hidden;
+    box.querySelector('[data-progress-bar]').style.width = `${Number(bar.getAttribute('aria-valuenow'))}%`;
   }
 
   async function refreshStream(name) {
@@ -80,7 +110,8 @@ if (root) {
     let first = true;
     while (first || ACTIVE.has(phase)) {
       try {
-        const wait = first ? 0 : phase === 'EXECUTING' ? EXECUTING_WAIT : IDLE_WAIT;
+        const executing = reporting ? PROGRESS_WAIT : EXECUTING_WAIT;
+        const wait = first ? 0 : phase === 'EXECUTING' ? executing : IDLE_WAIT;
         const answer = await readJob(wait);
         failures = 0;
         if (answer && answer.gone) {
@@ -89,11 +120,15 @@ if (root) {
         }
         if (answer) {
           const changed = showNewPhase(answer.phase);
-          // The first answer tells whether the job changed since the page was made.
-          if (changed || !first) {
+          // The first answer tells whether the job changed since the page was made;
+          // a later one changed something, if only its progress.
+          const others = answer.rest !== rest;
+          rest = answer.rest;
+          if (changed || (!first && others)) {
             await refreshParts(['status', 'results', 'streams', 'provenance']);
             enhanceProvenance();
           }
+          showProgress(answer.progress);
         }
         if (phase === 'EXECUTING') {
           await refreshStream('stdout');
@@ -111,5 +146,6 @@ if (root) {
   }
 
   enhanceProvenance();
+  showProgress(undefined); // as the server drew it
   follow();
 }

@@ -97,6 +97,11 @@ class Manager(ABC):
     def cleanup(self, job: ManagedJob) -> None:  # noqa: B027 - optional hook
         """Release anything the manager keeps for a job that is being deleted."""
 
+    def check_reachable(self) -> None:  # noqa: B027 - optional hook
+        """Raise ManagerError (saying what failed, in one line) unless jobs can be
+        submitted now; within seconds (VOSI availability asks). A manager that needs
+        nothing outside this process is always reachable."""
+
 
 def read_status_file(job_dir: Path) -> JobState | None:
     """The final phase the job's batch script recorded, if it recorded one.

@@ -2,8 +2,9 @@
 
 Only the standard client commands are used: ``sbatch --parsable`` to submit,
 ``scancel`` to abort, one ``squeue`` per reconciliation pass for all active jobs,
-``scontrol show config`` to find out (once) whether the cluster keeps accounting, and
-``sacct`` for jobs ``squeue`` has forgotten when it does. The external id of a job is
+``scontrol show config`` to find out (once) whether the cluster keeps accounting,
+``sacct`` for jobs ``squeue`` has forgotten when it does, and ``scontrol ping`` when
+VOSI availability asks whether the controller answers. The external id of a job is
 its SLURM job id.
 
 The job directory (JOBS_PATH) must be on a filesystem shared by the server and the
@@ -56,6 +57,9 @@ log = logging.getLogger("opus.manager.slurm")
 # Seconds a SLURM command may take: slurmctld answers in milliseconds when healthy;
 # a command stuck longer (controller down, ssh hanging) is abandoned.
 COMMAND_TIMEOUT = 60.0
+# Seconds the reachability check (``scontrol ping``) may take: a monitor asking
+# whether the service is available wants its answer in seconds.
+PING_TIMEOUT = 5.0
 # The squeue fields read: job id, full state name, reason ("|" never appears in them).
 SQUEUE_FORMAT = "%i|%T|%r"
 SACCT_FORMAT = "JobIDRaw,State,ExitCode,Reason"
@@ -236,14 +240,16 @@ class SlurmManager(Manager):
 
     # -- commands ------------------------------------------------------------------------
 
-    def run(self, argv: Sequence[str]) -> str:
-        """Run a SLURM command (behind the prefix); its stdout, or SlurmCommandError."""
+    def run(self, argv: Sequence[str], timeout: float | None = None) -> str:
+        """Run a SLURM command (behind the prefix) within ``timeout`` seconds (default
+        ``self.timeout``); its stdout, or SlurmCommandError."""
         command = prefixed(self.prefix, argv)
+        limit = self.timeout if timeout is None else timeout
         try:
-            done = self.runner(command, self.timeout)
+            done = self.runner(command, limit)
         except subprocess.TimeoutExpired:
             raise SlurmCommandError(
-                f"{argv[0]} did not answer within {self.timeout:g} s", timed_out=True
+                f"{argv[0]} did not answer within {limit:g} s", timed_out=True
             ) from None
         except OSError as exc:
             raise SlurmCommandError(f"could not run {command[0]}: {exc}") from None
@@ -253,6 +259,13 @@ class SlurmManager(Manager):
                 f"{argv[0]} failed (exit status {done.returncode}): {said}", done.stderr
             )
         return done.stdout
+
+    def check_reachable(self) -> None:
+        """``scontrol ping``: the controller must say it is UP (a failed command, or a
+        controller it reports DOWN, raises SlurmCommandError)."""
+        said = self.run(["scontrol", "ping"], PING_TIMEOUT)
+        if "DOWN" in said or "UP" not in said:
+            raise SlurmCommandError(f"scontrol ping: {one_line(said) or 'no answer'}")
 
     # -- options -------------------------------------------------------------------------
 

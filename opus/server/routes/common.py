@@ -21,6 +21,8 @@ import bottle
 from opus.core.access import ANONYMOUS, Caller
 from opus.core.errors import BadRequest, Forbidden, OpusError, PayloadTooLarge
 from opus.server.auth import Authenticator
+from opus.server.service.inputs import Upload
+from opus.server.service.validation import CONTROL_PARAMETERS
 from opus.server.sessions import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -104,19 +106,25 @@ def same_origin_plugin(base_url: str) -> Plugin:
     def plugin(callback: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(callback)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            request = bottle.request
-            if request.method in CHANGING_METHODS:
-                origin = request.get_header("Origin")
-                fetch_site = request.get_header("Sec-Fetch-Site")
-                if origin is not None and origin.strip().lower() != own:
-                    raise Forbidden(f"cross-site request refused (Origin {origin.strip()!r})")
-                if fetch_site is not None and fetch_site.strip().lower() not in OWN_SITE:
-                    raise Forbidden(f"cross-site request refused (Sec-Fetch-Site {fetch_site!r})")
+            if bottle.request.method in CHANGING_METHODS:
+                refuse_cross_site(own)
             return callback(*args, **kwargs)
 
         return wrapper
 
     return plugin
+
+
+def refuse_cross_site(own: str) -> None:
+    """Forbidden if a browser says another site made the current request: an Origin
+    other than ``own`` (origin_of BASE_URL), or a Sec-Fetch-Site of another site."""
+    request = bottle.request
+    origin = request.get_header("Origin")
+    fetch_site = request.get_header("Sec-Fetch-Site")
+    if origin is not None and origin.strip().lower() != own:
+        raise Forbidden(f"cross-site request refused (Origin {origin.strip()!r})")
+    if fetch_site is not None and fetch_site.strip().lower() not in OWN_SITE:
+        raise Forbidden(f"cross-site request refused (Sec-Fetch-Site {fetch_site!r})")
 
 
 def plain_tree(
@@ -208,6 +216,30 @@ def without_csrf_field(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]
     if SESSION_KEY not in bottle.request.environ:
         return list(pairs)
     return [(name, value) for name, value in pairs if name != CSRF_FIELD]
+
+
+def job_form(
+    request: bottle.BaseRequest, max_upload_size: int
+) -> tuple[dict[str, str], dict[str, str], list[Upload]]:
+    """(job parameters, UWS control parameters upper-cased, uploads) of a request that
+    creates a job or changes its parameters: the query string and the body form
+    together, a name given twice refused. A body larger than ``max_upload_size`` plus
+    the form overhead is refused unread (413)."""
+    length = request.content_length
+    if length > max_upload_size + FORM_OVERHEAD:
+        raise PayloadTooLarge(
+            f"request body of {length} bytes exceeds MAX_UPLOAD_SIZE ({max_upload_size} bytes)"
+        )
+    pairs = without_csrf_field(form_values(request))
+    file_fields = set(request.files.keys())
+    values = single_values((k, v) for k, v in pairs if k not in file_fields)
+    control = {k.upper(): v for k, v in values.items() if k.upper() in CONTROL_PARAMETERS}
+    params = {k: v for k, v in values.items() if k.upper() not in CONTROL_PARAMETERS}
+    uploads = [
+        Upload(field=name, filename=upload.raw_filename or name, stream=upload.file)
+        for name, upload in request.files.allitems()
+    ]
+    return params, control, uploads
 
 
 def text(body: str, status: int = 200, etag: str | None = None) -> bottle.HTTPResponse:

@@ -28,7 +28,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def tree(service: JobService, authn: Authenticator, parker: Parker) -> bottle.Bottle:
     """The /jobs and /changes tree (errors as JSON). A browser asking for /jobs gets the
-    web page instead (opus.client.negotiated)."""
+    web page instead (opus.client.web.negotiated)."""
     settings = service.settings
     base_url = settings.BASE_URL
     app = plain_tree(base_url, json_error, json_fault)

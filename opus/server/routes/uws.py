@@ -18,7 +18,7 @@ from urllib.parse import quote
 import bottle
 
 from opus.core.access import Caller
-from opus.core.errors import BadRequest, NotFound, PayloadTooLarge
+from opus.core.errors import BadRequest, NotFound
 from opus.core.layout import STDERR_FILE, STDOUT_FILE
 from opus.core.phases import Phase, parse_phase
 from opus.core.records import JobDetails
@@ -32,12 +32,12 @@ from opus.server.routes.common import (
     caller,
     control_value,
     form_values,
+    job_form,
     plain_tree,
     see_other,
     single_values,
     text,
     unless_current,
-    without_csrf_field,
     xml,
 )
 from opus.server.routes.files import empty_file, file_response
@@ -53,11 +53,7 @@ from opus.server.routes.negotiation import (
 )
 from opus.server.service import JobService
 from opus.server.service.inputs import Upload
-from opus.server.service.validation import CONTROL_PARAMETERS
 from opus.server.uwsxml import JobDocuments, job_list_chunks, parameters_document
-
-# Room for multipart boundaries and form fields around the uploaded files.
-FORM_OVERHEAD = 1024 * 1024
 
 J = f"/rest/<jobname:re:{JOBNAME_PATTERN}>"
 JOB = f"{J}/<job_id:re:{JOB_ID_PATTERN}>"
@@ -82,27 +78,9 @@ def tree(
             raise BadRequest(f"{name} is missing")
         return values[name]
 
-    def check_body_size() -> None:
-        length = request.content_length
-        if length > settings.MAX_UPLOAD_SIZE + FORM_OVERHEAD:
-            raise PayloadTooLarge(
-                f"request body of {length} bytes exceeds MAX_UPLOAD_SIZE "
-                f"({settings.MAX_UPLOAD_SIZE} bytes)"
-            )
-
     def split_form() -> tuple[dict[str, str], dict[str, str], list[Upload]]:
         """(job parameters, control parameters upper-cased, uploads) of the request."""
-        check_body_size()
-        pairs = without_csrf_field(form_values(request))
-        file_fields = set(request.files.keys())
-        values = single_values((k, v) for k, v in pairs if k not in file_fields)
-        control = {k.upper(): v for k, v in values.items() if k.upper() in CONTROL_PARAMETERS}
-        params = {k: v for k, v in values.items() if k.upper() not in CONTROL_PARAMETERS}
-        uploads = [
-            Upload(field=name, filename=upload.raw_filename or name, stream=upload.file)
-            for name, upload in request.files.allitems()
-        ]
-        return params, control, uploads
+        return job_form(request, settings.MAX_UPLOAD_SIZE)
 
     def job_resource(details: JobDetails, body: str) -> bottle.HTTPResponse:
         """A text resource of a job, with the job's ETag."""

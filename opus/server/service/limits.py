@@ -117,6 +117,19 @@ class OwnerLimits:
         self.check(owner, usage, run=run)
         return self.allowance(owner, usage)
 
+    def before_batch(self, owner: str, count: int) -> None:
+        """Refuse ``count`` new jobs at once that would take ``owner`` past
+        JOBS_PER_USER_MAX (one read; each creation's write checks again)."""
+        if not self.max_jobs:
+            return
+        usage = self.store.usage(owner)
+        if usage.jobs + count > self.max_jobs:
+            room = max(0, self.max_jobs - usage.jobs)
+            raise Forbidden(
+                f"{count} jobs would take {owner} past JOBS_PER_USER_MAX ({self.max_jobs}): "
+                f"{owner} keeps {usage.jobs}; delete some, or make at most {room} at once"
+            )
+
     def before_update(self, job: Job, values: Values) -> Allowance | None:
         """The allowance of the new inputs of a PENDING job (None without any; 413 if
         nothing is left)."""

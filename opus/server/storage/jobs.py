@@ -5,9 +5,10 @@ keeps SQLite from failing lock upgrades under concurrent requests. Phase changes
 compare-and-set (``UPDATE … WHERE phase IN (…)``) so that a signal and the reconciler
 never both win. Every write of a job, its parameters or its results increments the
 job's ``version`` in the same transaction: a job read with the same version is the
-same job. Every write is also announced, with the job's owner, to the other processes
-of the server (Coordination): phase changes and deletions wake their WAIT requests,
-and every change the readers of their owner's change feed.
+same job. Every write but a progress report (progress.py) is also announced, with the
+job's owner, to the other processes of the server (Coordination): phase changes and
+deletions wake their WAIT requests, and every change the readers of their owner's
+change feed.
 
 A job is read with its parameters and results in one statement (``get_details``), so
 what a client sees is one consistent state, read in one round trip; a job this process
@@ -46,6 +47,7 @@ from opus.server.storage.engine import HotInsert, HotQuery, driver_marker, stora
 from opus.server.storage.limits import OWNER_LOCK_SQL, USAGE_SQL, Quota, Usage
 from opus.server.storage.listing import SUMMARY_COLUMNS, JobLists, summary_from_row
 from opus.server.storage.models import JobRow, ParameterRow, ResultRow
+from opus.server.storage.progress import ProgressStore
 
 # A Job's columns: change_seq is the change feed's, set by the database (changes.py).
 _JOB_COLUMNS = [column for column in JobRow.__table__.columns if column.name != "change_seq"]
@@ -181,9 +183,11 @@ class JobStore:
         tables = JobRow.metadata.tables
         self._insert_job = HotInsert(engine, tables[JobRow.__tablename__])
         self._insert_parameters = HotInsert(engine, tables[ParameterRow.__tablename__])
-        # Pages of job lists, and the change feed (listing.py, changes.py).
+        # Pages of job lists, the change feed, progress reports (listing.py, changes.py,
+        # progress.py).
         self.lists = JobLists(engine)
         self.changes = ChangeFeed(engine)
+        self.progress = ProgressStore(self._writing)
 
     @contextlib.contextmanager
     def _writing(self, quota: Quota | None = None) -> Iterator[Connection]:

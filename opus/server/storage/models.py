@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -76,6 +77,11 @@ class JobRow(Base):
     # its revision (None for a draft's trial job) and the SHA-256 of its canonical text.
     definition_revision: Mapped[int | None] = mapped_column(Integer, default=None)
     definition_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The latest progress its script reported (migration 0012; storage/progress.py): a
+    # percentage, a message, and when the server received it.
+    progress: Mapped[float | None] = mapped_column(Float, default=None)
+    progress_message: Mapped[str | None] = mapped_column(Text, default=None)
+    progress_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # When the job last changed, in the database's order of changes: set by triggers on
     # every insert and update, whatever the writer gives (migration 0005; changes.py).
     change_seq: Mapped[int | None] = mapped_column(BigInteger, default=0, server_default="0")
