@@ -30,10 +30,11 @@ install: $(VENV)/.installed
 # PostgreSQL server and a loopback sshd (the SLURM command prefix) are started by the
 # tests themselves; chromium is the browser the Playwright tests drive (never
 # `playwright install`: its download is not needed); graphviz's dot draws the
-# provenance graphs.
+# provenance graphs; git clones the job code of definitions with a source (and the
+# tests make local repositories with it).
 SYSTEM_TOOLS := bash:bash curl:curl sbatch:slurm-client slurmctld:slurmctld \
 	slurmd:slurmd munged:munge ssh:openssh-client sshd:openssh-server \
-	pg_ctlcluster:postgresql chromium:chromium dot:graphviz
+	pg_ctlcluster:postgresql chromium:chromium dot:graphviz git:git
 export PATH := $(PATH):/usr/sbin:/sbin
 
 # The current release of prov, apart from the one voprov needs: the tests check that

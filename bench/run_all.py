@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], int]] = {
     "wait-pg2": ("bench_wait", [*PG, "--workers", "2", "--target-ms", "200"], 900),
     "slowloris": ("bench_slowloris", [], 600),
     "roundtrip": ("bench_roundtrip", [], 600),
+    # `opus batch` over 500 datasets against the same jobs one by one with curl.
+    "batch": ("bench_batch", [], 900),
     "slurm": ("bench_slurm", [], 600),
     # The web pages (server time, headless Chromium) and the live pages in the browser.
     "pages": ("bench_pages", [], 1200),

@@ -14,6 +14,7 @@ from opus.server.jdl import (
     GeneratedEntity,
     JDLError,
     JobDefinition,
+    JobSource,
     ParameterDefinition,
     UsedEntity,
     coerce_parameters,
@@ -37,6 +38,8 @@ def rich_definition() -> JobDefinition:
         contact_email="ada@example.org",
         execution_duration=0,
         quote=30,
+        # Its ref is a client's value (tests/test_job_source.py has the other forms).
+        source=JobSource("https://example.org/code.git", ref_parameter="nodefault"),
         script='echo "$text" > out.txt\n\tprintf "%s\\n" "$n" >> out.txt\r\nexit 0',
         parameters=[
             ParameterDefinition("text", "xs:string", "", False, "Empty default, optional"),
@@ -89,6 +92,7 @@ def test_every_field_round_trips(fmt: str) -> None:
     assert back.parameter("nodefault").default is None
     assert back.parameter("table").datatype == "file"
     assert back.parameter("link").datatype == "xs:anyURI"
+    assert back.source == JobSource("https://example.org/code.git", ref_parameter="nodefault")
 
 
 def test_dump_without_script() -> None:

@@ -141,6 +141,12 @@ def test_the_editor_page_has_every_field(editor_user: Browser) -> None:
         control = page.xpath(f"//form//*[@data-path='{key}']")
         assert len(control) == 1, key
         assert page.xpath(f"//label[@for='{control[0].get('id')}']"), key
+    for key in ("git", "kind", "ref"):  # the source: a git repository and its ref
+        control = page.xpath(f"//form//*[@data-source='{key}']")
+        assert len(control) == 1, key
+        assert page.xpath(f"//label[@for='{control[0].get('id')}']"), key
+    kinds = page.xpath("//select[@data-source='kind']/option/@value")
+    assert kinds == ["fixed", "parameter"]
     assert page.xpath("//*[@data-script-editor][@data-path='script']")
     assert page.xpath("//*[@data-yaml-editor]")
     for kind, fields in ROW_FIELDS.items():

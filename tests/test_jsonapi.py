@@ -66,6 +66,7 @@ def job_as_json(root: etree._Element) -> dict:
 
     summary = root.find(UWS + "errorSummary")
     progress = root.find(f"{UWS}jobInfo/{OPUS}progress")
+    source = root.find(f"{UWS}jobInfo/{OPUS}source")
     return {
         "jobId": text("jobId"),
         "runId": text("runId"),
@@ -94,6 +95,10 @@ def job_as_json(root: etree._Element) -> dict:
             "message": progress.text,
             "time": progress.get("time"),
         },
+        # Not in UWS: the jobInfo's git source (tests/test_job_source.py has jobs with one).
+        "source": None
+        if source is None
+        else {"git": source.get("git"), "ref": source.get("ref"), "commit": source.get("commit")},
     }
 
 

@@ -130,11 +130,11 @@ def refusal(url: str, command: str) -> str:
 
 
 def test_upgrade_of_an_empty_database(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == schema.head_revision() == "0012"
+    assert schema.upgrade(empty_url) == schema.head_revision() == "0013"
     engine = engine_of(empty_url, engines)
     assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
-    assert revision_rows(engine) == ["0012"]
-    assert schema.check(engine) == "0012"
+    assert revision_rows(engine) == ["0013"]
+    assert schema.check(engine) == "0013"
 
 
 def test_migrated_schema_equals_the_models(empty_url: str, engines: list[Engine]) -> None:
@@ -214,11 +214,11 @@ def test_cascading_deletes_work_after_migration(empty_url: str, engines: list[En
 
 
 def test_upgrade_is_idempotent(empty_url: str, engines: list[Engine]) -> None:
-    assert schema.upgrade(empty_url) == "0012"
+    assert schema.upgrade(empty_url) == "0013"
     UserStore(engine_of(empty_url, engines)).add(a_user("kept"))
-    assert schema.upgrade(empty_url) == "0012"
+    assert schema.upgrade(empty_url) == "0013"
     engine = engine_of(empty_url, engines)
-    assert revision_rows(engine) == ["0012"]
+    assert revision_rows(engine) == ["0013"]
     assert differences(engine) == []
     assert UserStore(engine).get("kept") is not None
 
@@ -235,12 +235,12 @@ def test_pre_migration_database_is_stamped(empty_url: str, engines: list[Engine]
             table.drop(conn)
     Base.metadata.create_all(engine)  # what OPUS did before it had migrations
     UserStore(engine).add(a_user("old"))
-    with pytest.raises(schema.SchemaError, match="at revision none, expected 0012"):
+    with pytest.raises(schema.SchemaError, match="at revision none, expected 0013"):
         schema.check(engine)
 
-    assert schema.upgrade(empty_url) == "0012"
-    assert schema.check(engine) == "0012"
-    assert revision_rows(engine) == ["0012"]
+    assert schema.upgrade(empty_url) == "0013"
+    assert schema.check(engine) == "0013"
+    assert revision_rows(engine) == ["0013"]
     assert differences(engine) == []
     assert UserStore(engine).get("old") is not None, "the data is kept"
 
@@ -256,7 +256,7 @@ def test_database_of_an_older_version_gets_the_missing_tables(
         # Nor the sessions and provider accounts of users, which came later still.
         for name in ("oidc_identities", "sessions", "users", "leases"):
             Base.metadata.tables[name].drop(conn)
-    assert schema.upgrade(empty_url) == "0012"
+    assert schema.upgrade(empty_url) == "0013"
     assert differences(engine) == []
 
 
@@ -340,17 +340,17 @@ def test_commands_refuse_an_unmigrated_database(
 def test_db_upgrade_and_current(empty_url: str, tmp_path: Path) -> None:
     before = opus("db", "current", url=empty_url, tmp_path=tmp_path)
     assert before.returncode == 0, before.stderr
-    assert before.stdout == f"none (not at head 0012: run `{COMMAND} db upgrade`)\n"
+    assert before.stdout == f"none (not at head 0013: run `{COMMAND} db upgrade`)\n"
 
     shown = schema.display_url(empty_url)
     upgraded = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0012\n"
+    assert upgraded.stdout == f"database {shown}: upgraded from revision none to 0013\n"
     again = opus("db", "upgrade", url=empty_url, tmp_path=tmp_path)
-    assert again.stdout == f"database {shown}: already at revision 0012 (head)\n"
+    assert again.stdout == f"database {shown}: already at revision 0013 (head)\n"
 
     after = opus("db", "current", url=empty_url, tmp_path=tmp_path)
-    assert after.returncode == 0 and after.stdout == "0012 (head)\n"
+    assert after.returncode == 0 and after.stdout == "0013 (head)\n"
     # Now the commands start: `opus user` works on the migrated database.
     listed = opus("user", "list", url=empty_url, tmp_path=tmp_path)
     assert listed.returncode == 0 and listed.stderr == ""
@@ -371,7 +371,7 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
 def test_init_migrates_a_new_database(empty_url: str, tmp_path: Path) -> None:
     done = opus("init", url=empty_url, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"database: {schema.display_url(empty_url)} (schema revision 0012)" in done.stdout
+    assert f"database: {schema.display_url(empty_url)} (schema revision 0013)" in done.stdout
     assert "shown once" in done.stdout
 
 
@@ -434,7 +434,7 @@ def test_jobs_of_revision_0002_store_their_results_bytes(
                 ),
                 {"result_id": result_id, "size": size},
             )
-    assert schema.upgrade(empty_url) == "0012"
+    assert schema.upgrade(empty_url) == "0013"
     with engine.connect() as conn:
         rows = conn.execute(select(JobRow.id, JobRow.stored_bytes, JobRow.version)).all()
     assert sorted(tuple(row) for row in rows) == [("done", 1234, 3), ("new", 0, 3)]
@@ -468,7 +468,7 @@ def test_job_times_written_without_their_fraction_get_it(
                 ),
                 {"id": job_id, "when": when},
             )
-    assert schema.upgrade(empty_url) == "0012"
+    assert schema.upgrade(empty_url) == "0013"
     with engine.connect() as conn:
         stored = dict(conn.execute(text("SELECT id, creation_time FROM jobs")).all())
         whole = conn.execute(select(JobRow.creation_time).where(JobRow.id == "whole")).scalar()
@@ -507,7 +507,7 @@ def test_jobs_of_revision_0011_get_no_progress_and_lose_it_on_downgrade(
             ),
             {"now": now},
         )
-    assert schema.upgrade(empty_url) == "0012"
+    assert schema.upgrade(empty_url) == "0013"
     progress = (JobRow.progress, JobRow.progress_message, JobRow.progress_time)
     with engine.connect() as conn:
         row = conn.execute(select(JobRow.version, *progress)).one()
@@ -517,4 +517,39 @@ def test_jobs_of_revision_0011_get_no_progress_and_lose_it_on_downgrade(
         command.downgrade(schema.alembic_config(conn), "0011")
         columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
         assert not {"progress", "progress_message", "progress_time"} & columns
+        assert conn.execute(text("SELECT id FROM jobs")).scalars().all() == ["old"]
+
+
+def test_jobs_of_revision_0012_get_no_source_and_lose_it_on_downgrade(
+    empty_url: str, engines: list[Engine]
+) -> None:
+    """0013 adds the three nullable columns of a job's git source: a job kept from 0012
+    has none; a downgrade drops them and keeps the job."""
+    from alembic import command
+
+    database = make_url(empty_url).database
+    if make_url(empty_url).get_backend_name() == "sqlite" and database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = engine_of(empty_url, engines)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), "0012")
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, jobname, owner, phase, creation_time, phase_time, "
+                "execution_duration, token_hash, version) VALUES ('old', 'sleep', "
+                "'anonymous', 'COMPLETED', :now, :now, 60, '', 4)"
+            ),
+            {"now": now},
+        )
+    assert schema.upgrade(empty_url) == "0013"
+    source = (JobRow.source_url, JobRow.source_ref, JobRow.source_commit)
+    with engine.connect() as conn:
+        row = conn.execute(select(JobRow.version, *source)).one()
+    assert tuple(row) == (4, None, None, None)
+    assert differences(engine) == []
+    with engine.begin() as conn:
+        command.downgrade(schema.alembic_config(conn), "0012")
+        columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
+        assert not {"source_url", "source_ref", "source_commit"} & columns
         assert conn.execute(text("SELECT id FROM jobs")).scalars().all() == ["old"]

@@ -40,6 +40,11 @@ CLIENT_LIBRARY = (
     "commands",
     "logincmds",
     "completion",
+    "batch",
+    "batchrun",
+    "batchwatch",
+    "batchreport",
+    "batchcmd",
 )
 WEB_CLIENT = (
     "web",
@@ -48,6 +53,7 @@ WEB_CLIENT = (
     "archive",
     "astro",
     "astropages",
+    "batchform",
     "context",
     "entitypages",
     "forms",

@@ -10,8 +10,9 @@ Two things live in this package, and only the second is imported here:
 - **The Python client library** — for scripts, notebooks and the `opus` client verbs
   (``api.py``: ``Client``; ``jobs_api.py``: ``Job``; ``models.py`` the records it
   returns; ``errors.py``; ``config.py`` the saved logins; ``transport.py``,
-  ``uwsdoc.py``, ``downloads.py`` its HTTP, UWS XML and file sides; ``commands.py``
-  and its siblings the `opus` verbs). It needs requests and the standard library
+  ``uwsdoc.py``, ``downloads.py`` its HTTP, UWS XML and file sides; ``batch.py`` and
+  its siblings many datasets at once; ``commands.py`` and its siblings the `opus`
+  verbs). It needs requests and the standard library
   (the ``client`` extra of pyproject.toml), never the server's packages: no bottle,
   SQLAlchemy, lxml, PyYAML or voprov, which tests/test_structure.py checks.
 

@@ -24,7 +24,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from opus.client.config import Logins
@@ -40,6 +40,9 @@ from opus.client.models import (
 from opus.client.transport import DEFAULT_TIMEOUT, Transport, is_json, json_of
 from opus.client.uwsdoc import jobrefs_from_xml
 from opus.core.times import format_time
+
+if TYPE_CHECKING:
+    from opus.client.batchreport import BatchReport
 
 # A file to upload: a path, its bytes, or a file opened in binary mode.
 FileSpec = str | Path | bytes | IO[bytes]
@@ -57,7 +60,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _pairs(params: Params | None) -> list[tuple[str, str]]:
+def form_fields(params: Params | None) -> list[tuple[str, str]]:
     """Form fields from a mapping or pairs; a list or tuple value repeats its name."""
     items = params.items() if isinstance(params, Mapping) else (params or [])
     fields = []
@@ -164,7 +167,7 @@ class Client:
         name) and ``files`` (input name → a path, bytes or a binary file), and start it
         unless ``run`` is false. Returns the job; BadRequest with the server's reason
         for a refused value."""
-        fields = _pairs(params)
+        fields = form_fields(params)
         if run:
             fields.append(("PHASE", "RUN"))
         if run_id is not None:
@@ -182,6 +185,24 @@ class Client:
                 expect=(201, 302, 303),
             )
         return Job(self, self.transport.see_other(response))
+
+    def batch(
+        self,
+        job_type: str,
+        datasets: Iterable[str],
+        as_input: str,
+        params: Params | None = None,
+        **options: Any,
+    ) -> BatchReport:
+        """One job of ``job_type`` per dataset (a local file, uploaded; an http(s) URL, an
+        entity id or a result URL of this server, given by reference), each given as the
+        input ``as_input``, at most ``parallel`` at a time (4) and within the server's
+        limits; returns the report (a line per dataset: job, phase, error, results).
+        ``options`` are ``run_batch``'s: ``parallel``, ``report_path``, ``download``,
+        ``timeout``, ``progress``, ``files``, ``run_id``… (opus/client/batch.py)."""
+        from opus.client.batch import run_batch  # batch.py imports this module
+
+        return run_batch(self, job_type, datasets, as_input, params, **options)
 
     def job(self, job: str, job_id: str | None = None) -> Job:
         """A job by type and id (``job("sleep", ID)``), by ``TYPE/ID``, by URL (its

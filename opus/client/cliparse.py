@@ -38,6 +38,7 @@ CLIENT_COMMANDS = frozenset(
         "abort",
         "delete",
         "rerun",
+        "batch",
         "completion",
     }
 )
@@ -65,6 +66,73 @@ def _waiting(parser: argparse.ArgumentParser) -> None:
         "--download", metavar="DIR", help="when it has completed, download its results to DIR"
     )
     parser.add_argument("--timeout", type=float, metavar="S", help="wait at most S seconds")
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """A verb whose positionals may come among its options (`opus batch TYPE --over P
+    --as input text=x`): argparse's intermixed parsing, which calls parse_known_args
+    itself, in two passes."""
+
+    _inner = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inner:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
+def _batch(batch: argparse.ArgumentParser) -> None:
+    batch.__class__ = IntermixedParser
+    batch.add_argument("type", nargs="?", help="the job type (with --resume: the report's)")
+    batch.add_argument(
+        "fields", nargs="*", metavar="name=value", help=FIELDS_HELP + ": the same for every job"
+    )
+    batch.add_argument(
+        "--over",
+        action="append",
+        metavar="PATTERN",
+        help="the local files PATTERN matches, quoted ('data/*.fits'), or one file or URL;"
+        " repeatable",
+    )
+    batch.add_argument(
+        "--over-file",
+        action="append",
+        metavar="FILE",
+        help="the datasets FILE lists, one a line (- for standard input): local paths,"
+        " http(s) URLs, entity ids or result URLs of the server; # starts a comment",
+    )
+    batch.add_argument(
+        "--as", dest="as_input", metavar="NAME", help="the input each dataset is given as"
+    )
+    batch.add_argument(
+        "--parallel", type=int, default=4, metavar="N", help="at most N jobs at a time (4)"
+    )
+    batch.add_argument(
+        "--report", metavar="FILE", help="write the report to FILE (.json, or .csv), as it goes"
+    )
+    batch.add_argument(
+        "--resume",
+        metavar="REPORT",
+        help="go on with the batch of REPORT: skip what COMPLETED, follow the jobs still"
+        " running, submit the others again",
+    )
+    batch.add_argument(
+        "--download", metavar="DIR", help="download each job's results to DIR/DATASET/"
+    )
+    batch.add_argument(
+        "--timeout", type=float, metavar="S", help="stop after S seconds (jobs go on running)"
+    )
+    batch.add_argument("--run-id", help="the run id (RUNID) of every job")
+    batch.add_argument(
+        "--execution-duration", type=int, metavar="S", help="stop each job after S seconds"
+    )
+    batch.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -164,6 +232,8 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--run", action=argparse.BooleanOptionalAction, default=True, help="start it at once"
     )
     _waiting(rerun)
+
+    _batch(verb("batch", "one job per dataset: many files, URLs or results at once"))
 
     completion = verb("completion", "print a shell completion script")
     completion.add_argument("shell", choices=("bash", "zsh"))

@@ -5,7 +5,7 @@ returns its exit status (exits.py has the table): every failure is one line on s
 ``opus: <the server's reason>``, and the status of its kind. The verbs use the Python
 client library as a script would, with the login in use (clicontext.py); they never
 read the server's settings. login, logout, logins, whoami and completion are in
-logincmds.py.
+logincmds.py, batch (many datasets at once) in batchcmd.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Literal
 
-from opus.client import exits, logincmds
+from opus.client import batchcmd, exits, logincmds
 from opus.client.clicontext import (
     UsageError,
     client_for,
@@ -309,4 +309,5 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "abort": _abort,
     "delete": _delete,
     "rerun": _rerun,
+    "batch": batchcmd.batch,
 }

@@ -16,8 +16,8 @@ import argparse
 
 from opus.client.cliparse import PHASES
 
-TYPE_VERBS = ("describe", "submit", "jobs")
-FILE_OPTIONS = ("--token-file",)
+TYPE_VERBS = ("describe", "submit", "jobs", "batch")
+FILE_OPTIONS = ("--token-file", "--over", "--over-file", "--report", "--resume")
 DIRECTORY_OPTIONS = ("--download",)
 
 BASH = r"""# bash completion for opus: eval "$(opus completion bash)"

@@ -3,7 +3,7 @@
 | Status | Meaning |
 |---|---|
 | 0 | Done; for a command that waits for a job (``wait``, ``submit --wait``), the job COMPLETED |
-| 1 | The job ended in ERROR |
+| 1 | The job ended in ERROR; ``batch``: a dataset failed |
 | 2 | Usage: bad arguments, no saved login, a local file that cannot be read or written |
 | 3 | The job was ABORTED |
 | 4 | The job ended otherwise without completing (ARCHIVED: its results are gone) |
@@ -11,6 +11,12 @@
 | 6 | The server refused the request (a 4xx: bad parameter, unknown job, wrong token…) |
 | 7 | Server fault (a 5xx, an unreadable answer) or the server is unreachable |
 | 130 | Interrupted (Ctrl-C) |
+
+``batch`` (batchcmd.py) is 0 when every dataset's job COMPLETED, 1 when a dataset
+failed (its job ended in ERROR or ABORTED, it was refused or could not be read, its
+results could not be downloaded), 5 when ``--timeout`` ran out, 6 when the server
+refused every job to come (JOBS_PER_USER_MAX, STORAGE_PER_USER_MAX), 7 when it could
+not be reached, 130 when interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ INTERRUPTED = 130
 
 # What `opus --help` and the docs print of the table.
 SUMMARY = (
-    "exit status: 0 done (the job COMPLETED), 1 job ERROR, 2 usage, 3 job ABORTED,"
+    "exit status: 0 done (the job COMPLETED), 1 job ERROR (batch: a dataset failed),"
+    " 2 usage, 3 job ABORTED,"
     " 4 job ended otherwise (ARCHIVED), 5 timeout, 6 refused by the server (4xx),"
     " 7 server fault or unreachable"
 )

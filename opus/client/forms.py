@@ -7,6 +7,12 @@ the two, and a third choice on a rerun: the file of the job rerun, copied on the
 server. The form's own field names contain a ``.``, which no parameter name can
 (``[A-Za-z_][A-Za-z0-9_]*``): ``input.source``, ``input.url``, ``opus.booleans``.
 
+"Run once per file" (``opus.each``, the input in ``opus.each.input``) is offered for
+the inputs of one file (``Field.batch``): several files uploaded for that input, or
+several of the user's results ticked (``input.result``, source ``results``), make one
+job each (``Submission.batch``, ``batch_jobs``); without it, several files for one
+input are refused at the field.
+
 ``Submission.parse`` turns a posted form back into what the UWS tree would have
 received (parameters, control parameters, uploads), so the service checks a page's
 job exactly as an API client's; its refusals are put back at their field
@@ -38,8 +44,14 @@ BROWSER_RANGES = {k: v for k, v in INTEGER_RANGES.items() if k != "xs:long"}
 CONTROL_FIELDS = ("RUNID", "EXECUTIONDURATION", "DESTRUCTION")
 BOOLEANS_FIELD = "opus.booleans"
 RERUN_FIELD = "opus.rerun"
-SOURCES = ("file", "url", "reuse")
+SOURCES = ("file", "url", "reuse", "results")
+EACH_FIELD = "opus.each"
+EACH_INPUT_FIELD = "opus.each.input"
+RESULT_SUFFIX = ".result"
 _QUOTED = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)'")
+# One job of "Run once per file": the file given (an upload, or a URL), the job's
+# values, its uploads.
+BatchItem = tuple[Upload | str, dict[str, str], list[Upload]]
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,14 @@ class Field:
     reuse: str = ""
     error: str = ""
     maxlength: int | None = None
+    # The results ticked for this input in "Run once per file" (their URLs).
+    chosen: tuple[str, ...] = ()
+
+    @property
+    def batch(self) -> bool:
+        """Whether "Run once per file" may apply to this input (a file input that takes
+        one file)."""
+        return self.widget == "file" and not self.multiple
 
     @property
     def checked(self) -> bool:
@@ -135,9 +155,11 @@ def job_fields(
     errors: Mapping[str, str] = {},
     reuse: Mapping[str, str] = {},
     sources: Mapping[str, str] = {},
+    chosen: Mapping[str, Sequence[str]] = {},
 ) -> list[Field]:
     """The fields of a definition's parameters and inputs, in the definition's order,
-    holding ``values`` (by parameter name, matched exactly first, then in any case)."""
+    holding ``values`` (by parameter name, matched exactly first, then in any case),
+    and for file inputs the results ``chosen`` for "Run once per file"."""
     lowered = {name.lower(): value for name, value in values.items()}
 
     def value_of(name: str) -> str | None:
@@ -162,8 +184,15 @@ def job_fields(
             made = replace(made, reuse=reuse[made.name], source="reuse")
         if made.widget == "file" and sources.get(made.name) in SOURCES:
             made = replace(made, source=sources[made.name])
+        if made.batch and chosen.get(made.name):
+            made = replace(made, chosen=tuple(chosen[made.name]))
         result.append(replace(made, error=errors.get(made.name, "")))
     return result
+
+
+def batch_inputs(jdl: JobDefinition) -> list[str]:
+    """The inputs "Run once per file" may apply to, in the form's order."""
+    return [made.name for made in job_fields(jdl, {}) if made.batch]
 
 
 def control_fields(
@@ -226,6 +255,11 @@ class Submission:
     reused: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # "Run once per file": the input it applies to, and its files (uploads, or URLs of
+    # results), one job each; the results ticked, by input (to draw the form again).
+    each: str | None = None
+    batch: list[Upload | str] = field(default_factory=list)
+    results: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def parse(
@@ -233,14 +267,18 @@ class Submission:
         jdl: JobDefinition,
         pairs: Iterable[tuple[str, str]],
         files: Sequence[tuple[str, Upload]],
+        batch_max: int = 0,
     ) -> Submission:
-        """The submission of form ``pairs`` (csrf_token removed) and ``files``."""
+        """The submission of form ``pairs`` (csrf_token removed) and ``files``; a
+        "Run once per file" of more than ``batch_max`` files (if not 0) is refused."""
         got = cls()
         form: dict[str, str] = {}
         booleans: set[str] = set()
         for name, value in pairs:
             if name == BOOLEANS_FIELD:
                 booleans.add(value)
+            elif name.endswith(RESULT_SUFFIX) and value.strip():
+                got.results.setdefault(name.removesuffix(RESULT_SUFFIX), []).append(value.strip())
             else:
                 form[name] = value
         file_inputs = set(jdl.file_inputs())
@@ -265,24 +303,64 @@ class Submission:
         if "DESTRUCTION" in got.control:
             got.control["DESTRUCTION"] = utc_time(got.control["DESTRUCTION"])
         got.reuse_from = form.get(RERUN_FIELD) or None
+        if form.get(EACH_FIELD):
+            got.each = form.get(EACH_INPUT_FIELD, "")
         got._inputs(jdl, form, files)
+        got._check_batch(jdl, batch_max)
         return got
 
     def _inputs(
         self, jdl: JobDefinition, form: Mapping[str, str], files: Sequence[tuple[str, Upload]]
     ) -> None:
         for name, source in self.sources.items():
+            several: list[Upload | str] = []
             if source == "url":
                 url = form.get(f"{name}.url", "").strip()
-                if url:
-                    self.values[name] = url
+                several += [url] if url else []
             elif source == "reuse" and self.reuse_from:
                 self.reused.append(name)
+            elif source == "results":
+                several += self.results.get(name, [])
             else:
-                chosen = [upload for field_name, upload in files if field_name == name]
-                if len(chosen) > 1:
-                    self.errors[name] = "this server takes one file per input: choose one"
-                self.uploads += chosen[:1]
+                several += [upload for field_name, upload in files if field_name == name]
+            if name == self.each:
+                self.batch = several
+            elif len(several) > 1:
+                self.errors[name] = "this server takes one file per input: choose one" + (
+                    ", or tick “Run once per file”" if name in batch_inputs(jdl) else ""
+                )
+            for given in several[:1] if name != self.each else ():
+                if isinstance(given, str):
+                    self.values[name] = given
+                else:
+                    self.uploads.append(given)
+
+    def _check_batch(self, jdl: JobDefinition, batch_max: int) -> None:
+        if self.each is None:
+            return
+        if self.each not in batch_inputs(jdl):
+            self.errors[EACH_FIELD] = (
+                f"“Run once per file” applies to an input of one file, not {self.each!r}"
+            )
+        elif not self.batch:
+            self.errors[self.each] = (
+                "“Run once per file”: upload the files, or tick results, to run on"
+            )
+        elif batch_max and len(self.batch) > batch_max:
+            self.errors[self.each] = (
+                f"{len(self.batch)} files: at most {batch_max} at once (BATCH_FILES_MAX)"
+            )
+
+    def batch_jobs(self, shared: Sequence[Upload] = ()) -> list[BatchItem]:
+        """The jobs of "Run once per file": each file given, with the values and the
+        uploads of its job (``shared``: uploads every job has too, the rerun's inputs)."""
+        made: list[BatchItem] = []
+        for given in self.batch:
+            if isinstance(given, Upload):
+                made.append((given, dict(self.values), [*self.uploads, *shared, given]))
+            elif self.each:
+                made.append((given, {**self.values, self.each: given}, [*self.uploads, *shared]))
+        return made
 
 
 def utc_time(text: str) -> str:

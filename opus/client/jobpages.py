@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 import bottle
 
 from opus.client import previews
 from opus.client.archive import zip_stream
+from opus.client.batchform import NOTICE_FIELDS, batch_notice
 from opus.client.context import Pages
 from opus.client.rendering import Viewer, safe_next
 from opus.client.views import job_url
@@ -123,7 +124,9 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             # Not the first page: the live list adds no new job at its top.
             cursor=(cursor or newer or "") if page.newer_cursor else "",
             limit=limit,
-            list_url=request.path + (f"?{request.query_string}" if request.query_string else ""),
+            list_url=request.path + _without_notice(request.query_string),
+            # After "Run once per file": how many jobs were made, and started.
+            notice=batch_notice(query.get("batch"), query.get("started"), pages.settings.NJOBS_MAX),
         )
 
     @app.post("/jobs/actions")
@@ -263,6 +266,17 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             "Cache-Control": "no-store",
         }
         return bottle.HTTPResponse(body=zip_stream(files), headers=headers)
+
+
+def _without_notice(query_string: str) -> str:
+    """The list's query string (with its "?") without the numbers of a batch's notice,
+    which a return to the list after an action does not show again."""
+    kept = [
+        (name, value)
+        for name, value in parse_qsl(query_string, keep_blank_values=True)
+        if name not in NOTICE_FIELDS
+    ]
+    return f"?{urlencode(kept)}" if kept else ""
 
 
 def _page_size(text: str | None) -> int:

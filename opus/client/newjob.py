@@ -5,7 +5,9 @@ or the values of the query string (``?duration=3``), or, with ``?rerun=ID``, the
 values of job ID, whose input files the new job copies unless others are given. POST
 creates the job through the service exactly as the UWS tree would ("Run" adds
 PHASE=RUN, "Save as pending" does not) and goes to its page; a refusal draws the form
-again, with what was entered and the reason at the field it is about (400).
+again, with what was entered and the reason at the field it is about (400). With "Run
+once per file" ticked, the post makes one job per file of that input (batchform.py)
+and goes to the job list of the batch.
 """
 
 from __future__ import annotations
@@ -14,8 +16,17 @@ from collections.abc import Mapping
 
 import bottle
 
+from opus.client.batchform import run_batch
 from opus.client.context import Pages
-from opus.client.forms import Field, Submission, control_fields, field_of_error, job_fields
+from opus.client.forms import (
+    EACH_FIELD,
+    Field,
+    Submission,
+    batch_inputs,
+    control_fields,
+    field_of_error,
+    job_fields,
+)
 from opus.client.rendering import Viewer
 from opus.client.views import job_url
 from opus.core.errors import OpusError, Unauthorized
@@ -60,9 +71,11 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
         rerun: str | None = None,
         message: str = "",
         status: int = 200,
+        submission: Submission | None = None,
     ) -> bottle.HTTPResponse:
         errors = errors or {}
-        fields = job_fields(jdl, values, errors, reuse or {}, sources or {})
+        chosen = submission.results if submission else {}
+        fields = job_fields(jdl, values, errors, reuse or {}, sources or {}, chosen)
         advanced = control_fields(
             values,
             errors,
@@ -84,6 +97,11 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             rerun=rerun,
             message=message,
             max_upload=settings.MAX_UPLOAD_SIZE,
+            batch_inputs=batch_inputs(jdl),
+            batch_max=settings.BATCH_FILES_MAX,
+            each=submission.each if submission else None,
+            each_error=errors.get(EACH_FIELD, ""),
+            several_files=len(jdl.file_inputs()) > 1,
         )
 
     @app.get(NEW)
@@ -107,7 +125,7 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
             (name, Upload(field=name, filename=upload.raw_filename or name, stream=upload.file))
             for name, upload in request.files.allitems()
         ]
-        submission = Submission.parse(jdl, pairs, files)
+        submission = Submission.parse(jdl, pairs, files, settings.BATCH_FILES_MAX)
         rerun = submission.reuse_from
         reuse = {name: name for name in submission.reused}
         shown = {**submission.values, **submission.control}
@@ -121,19 +139,27 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
                 sources=submission.sources,
                 rerun=rerun,
                 status=400,
+                submission=submission,
             )
         opened: list[OpenFile] = []
         try:
-            uploads = list(submission.uploads)
+            reused: list[Upload] = []
             for name in submission.reused:
                 if rerun is None:
                     continue
                 found = open_input(service, viewer.caller, jobname, rerun, name)
                 if found is not None:
                     opened.append(found)
-                    uploads.append(Upload(field=name, filename=found.name, stream=found.handle))
+                    reused.append(Upload(field=name, filename=found.name, stream=found.handle))
+            if submission.each is not None:
+                listed = run_batch(service, viewer.caller, jobname, submission, reused)
+                return see_other(settings.BASE_URL, listed)
             job = service.create_job(
-                viewer.caller, jobname, submission.values, uploads, submission.control
+                viewer.caller,
+                jobname,
+                submission.values,
+                [*submission.uploads, *reused],
+                submission.control,
             )
         except Unauthorized:
             raise
@@ -151,6 +177,7 @@ def add_routes(app: bottle.Bottle, pages: Pages) -> None:
                 rerun=rerun,
                 message="" if at else str(exc),
                 status=exc.status,
+                submission=submission,
             )
         finally:
             for found in opened:

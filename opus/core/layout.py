@@ -5,6 +5,7 @@
     JOBS_PATH/<job id>/          the job's working directory (JOB_DIR); uploads and
                                  fetched inputs land here under sanitised names
         results/                 JOB_OUTPUT_DIR: the files registered as results
+        source/                  JOB_SOURCE_DIR: the clone of the definition's source
         .opus/                   what OPUS keeps for the job, never a result
             batch.sh             the generated batch script (scripts.py)
             script.sh            the job definition's script
@@ -16,6 +17,8 @@
             signal.log           what the callbacks printed
             progress             the latest progress the script reported (opus_progress)
             progress.lock/       its sender's: pid, stop (asked to end), done (ended)
+            source_commit        the commit of the source cloned (read at EXECUTING and
+                                 at the end)
 
 The batch script runs on the execution host (a SLURM node), so these names are the
 contract between the server and the script: one definition, here.
@@ -39,8 +42,10 @@ BATCH_LOG = "batch.log"
 SIGNAL_LOG = "signal.log"
 PROGRESS_FILE = "progress"
 PROGRESS_LOCK = "progress.lock"
+SOURCE_DIR = "source"
+SOURCE_COMMIT_FILE = "source_commit"
 # Names an input file may not take: they are the layout's own.
-RESERVED_NAMES = frozenset({INTERNAL_DIR, RESULTS_DIR})
+RESERVED_NAMES = frozenset({INTERNAL_DIR, RESULTS_DIR, SOURCE_DIR})
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ class Job:
     """A job as stored: identity, phase, times and limits (no parameters or results).
 
     ``version`` grows with every change of the job (its phase, times, parameters,
-    results or progress): two reads with the same version show the same job, which is what the
-    job document's ETag and its cached rendering rest on.
+    results, progress or source): two reads with the same version show the same job,
+    which is what the job document's ETag and its cached rendering rest on.
     """
 
     id: str
@@ -52,6 +52,12 @@ class Job:
     progress: float | None = None
     progress_message: str | None = None
     progress_time: datetime | None = None
+    # The git repository its definition's ``source`` names, the ref cloned (fixed, or
+    # the value of its ref parameter) and, once the batch script checked it out, the
+    # commit (a hash); all None for a job without a source.
+    source_url: str | None = None
+    source_ref: str | None = None
+    source_commit: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The same values as the UWS XML (uwsxml.py), field for field, under the UWS names in
 camelCase: a time is the same UTC string (``format_time``), a nil time is ``null``, an
 absent runId or quote is ``null``, an errorSummary absent is ``null``, and ``progress``
-is the XML's ``jobInfo`` (``null`` until the job's script reports one). Links are built
+is the XML's ``jobInfo`` (``null`` until the job's script reports one), as is ``source``
+(``{"git", "ref", "commit"}``, ``null`` for a job without a git source). Links are built
 from the server's BASE_URL, never from the request. A JSON answer has an ETag of its
 own (the XML one's with ``-json``: another representation of the same version).
 
@@ -89,7 +90,17 @@ def job_value(details: JobDetails, base_url: str) -> dict[str, Any]:
         "definition": {"revision": job.definition_revision, "hash": job.definition_hash},
         # Not in UWS (the XML's jobInfo): the latest progress its script reported.
         "progress": progress_value(job),
+        # Not in UWS (the XML's jobInfo): the git source of its code, when it has one.
+        "source": source_value(job),
     }
+
+
+def source_value(job: Job) -> dict[str, Any] | None:
+    """``{"git", "ref", "commit"}`` of the job's git source (commit None until the batch
+    script checked it out), or None for a job without one."""
+    if job.source_url is None:
+        return None
+    return {"git": job.source_url, "ref": job.source_ref, "commit": job.source_commit}
 
 
 def progress_value(job: Job) -> dict[str, Any] | None:

@@ -6,10 +6,15 @@ is loaded, this is the last line of defence). The generated script:
 
 1. exports JOB_ID, JOB_DIR, JOB_OUTPUT_DIR, JOB_PYTHON and every parameter as a shell variable;
 2. reports EXECUTING to the server (in the background, so a server that is down does
-   not delay the job), runs the job definition's script with its stdout and stderr
-   captured in the job's ``.opus`` directory;
-3. moves files matching the generated entities into JOB_OUTPUT_DIR;
-4. writes the final phase to ``.opus/status`` (read by the reconciler if every
+   not delay the job); for a definition with a ``source``, clones the repository into
+   JOB_SOURCE_DIR (gitsource.py; before the parameters are exported, so that none of
+   them reaches git), records the commit in ``.opus/source_commit``, reports EXECUTING
+   again (the server then reads the commit) and exports SRC_GIT_URL and GIT_COMMIT_REF,
+   or ends the job in ERROR ("could not clone URL at REF", git's message in stderr);
+3. runs the job definition's script with its stdout and stderr captured in the job's
+   ``.opus`` directory;
+4. moves files matching the generated entities into JOB_OUTPUT_DIR;
+5. writes the final phase to ``.opus/status`` (read by the reconciler if every
    callback is lost) and reports COMPLETED or ERROR, retrying with backoff while the
    server is unreachable.
 
@@ -41,11 +46,15 @@ from opus.core.layout import (
     PROGRESS_LOCK,
     RESULTS_DIR,
     SIGNAL_LOG,
+    SOURCE_COMMIT_FILE,
+    SOURCE_DIR,
     STATUS_FILE,
     STDERR_FILE,
     STDOUT_FILE,
     TOKEN_FILE,
 )
+from opus.server import gitsource
+from opus.server.gitsource import GitSource
 
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Generated-entity patterns are checked by the JDL loader; this is the same rule.
@@ -206,6 +215,8 @@ class BatchJob:
     # unless the settings name another, so that a script can use what OPUS installs
     # (logprov, to record its own provenance) without a Python of its own.
     python: str = "python3"
+    # The repository cloned into JOB_SOURCE_DIR before the script runs, if any.
+    source: GitSource | None = None
 
     @property
     def progress_url(self) -> str:
@@ -243,6 +254,43 @@ def progress_functions(job: BatchJob) -> str:
     return source.strip("\n")
 
 
+def source_lines(job: BatchJob, source: GitSource) -> list[str]:
+    """The batch script's clone of ``source`` (after EXECUTING, before the parameters):
+    the commit recorded and exported, or the job's end in ERROR."""
+    for problem in (gitsource.url_problem(source.url), gitsource.ref_problem(source.ref)):
+        if problem:
+            raise ValueError(f"unsafe job source {source.url!r} at {source.ref!r}: {problem}")
+    internal = job.job_dir / INTERNAL_DIR
+    fetch = gitsource.FETCH_COMMIT if source.is_commit else gitsource.FETCH_BRANCH
+    values = {
+        "PROTOCOLS": ":".join(gitsource.GIT_SCHEMES),
+        "TIMEOUT": str(gitsource.CLONE_TIMEOUT),
+        "URL": source.url,
+        "REF": source.ref,
+    }
+    template = gitsource.CLONE_FUNCTION.replace("@FETCH@", fetch.strip("\n"))
+    # One pass: a value is never searched for placeholders again.
+    clone = _PLACEHOLDER.sub(lambda found: q(values[found.group(1)]), template).strip("\n")
+    failure = q(f"could not clone {source.url} at {source.ref}")
+    return [
+        clone,
+        f"export JOB_SOURCE_DIR={q(str(job.job_dir / SOURCE_DIR))}",
+        f'opus_commit=$(opus_source_clone 2> "$OPUS_INTERNAL/{STDERR_FILE}" < /dev/null)',
+        "if ! [[ $opus_commit =~ ^[0-9a-f]{40}([0-9a-f]{24})?$ ]]; then",
+        f"  opus_message={failure}",
+        f'  printf "%s\\n%s\\n" ERROR "$opus_message" > "$OPUS_INTERNAL/{STATUS_FILE}"',
+        '  wait "$opus_executing_pid"',
+        '  opus_signal ERROR "$opus_message"',
+        "  exit 1",
+        "fi",
+        f'printf "%s\\n" "$opus_commit" > {q(str(internal / SOURCE_COMMIT_FILE))}',
+        f'export SRC_GIT_URL={q(source.url)} GIT_COMMIT_REF="$opus_commit"',
+        # The server reads the commit at this second EXECUTING (either may come first).
+        "opus_signal EXECUTING &",
+        "opus_source_pid=$!",
+    ]
+
+
 def render_batch_script(job: BatchJob) -> str:
     """The bash source of a job's batch script."""
     internal = job.job_dir / INTERNAL_DIR
@@ -278,6 +326,8 @@ def render_batch_script(job: BatchJob) -> str:
         "opus_signal EXECUTING &",
         "opus_executing_pid=$!",
     ]
+    if job.source is not None:
+        lines += source_lines(job, job.source)
     for name, value in job.parameters.items():
         lines.append(f"export {check_name(name)}={q(value)}")
     lines += [
@@ -305,7 +355,7 @@ def render_batch_script(job: BatchJob) -> str:
         "fi",
         f'printf "%s\\n%s\\n" "$opus_phase" "$opus_message" > "$OPUS_INTERNAL/{STATUS_FILE}"',
         # EXECUTING must reach the server before the final phase does.
-        'wait "$opus_executing_pid"',
+        'wait "$opus_executing_pid"' + (' "$opus_source_pid"' if job.source else ""),
         'opus_signal "$opus_phase" "$opus_message"',
         "exit $opus_status",
         "",

@@ -12,8 +12,10 @@ clients cost a look-up and a comparison while their job does not change.
 
 What UWS has no element for goes in ``uws:jobInfo``, in the OPUS namespace (a name,
 not an address to fetch): the latest progress the job's script reported,
-``<opus:progress percent="40" time="…">fitting 4/10</opus:progress>``. The schema
-takes any element there (``xs:any``, lax), so the document stays valid.
+``<opus:progress percent="40" time="…">fitting 4/10</opus:progress>``, and the git
+source of its code, ``<opus:source git="URL" ref="v1.2" commit="…"/>`` (no ``commit``
+until the batch script checked it out). The schema takes any element there
+(``xs:any``, lax), so the document stays valid.
 """
 
 from __future__ import annotations
@@ -128,8 +130,12 @@ def job_document(details: JobDetails, base_url: str) -> bytes:
         summary.set("type", job.error_type or "fatal")
         summary.set("hasDetail", "false")
         _sub(summary, "message", job.error_message)
-    if job.progress is not None:
-        _progress_element(_sub(root, "jobInfo"), job)
+    if job.progress is not None or job.source_url is not None:
+        info = _sub(root, "jobInfo")
+        if job.progress is not None:
+            _progress_element(info, job)
+        if job.source_url is not None:
+            _source_element(info, job)
     return _serialize(root)
 
 
@@ -142,6 +148,15 @@ def _progress_element(parent: etree._Element, job: Job) -> None:
         element.set("time", format_time(job.progress_time))
     if job.progress_message:
         element.text = job.progress_message
+
+
+def _source_element(parent: etree._Element, job: Job) -> None:
+    """``opus:source``: the repository, the ref cloned and the commit checked out."""
+    element = etree.SubElement(parent, _OPUS + "source", nsmap={"opus": OPUS_NS})
+    element.set("git", job.source_url or "")
+    element.set("ref", job.source_ref or "")
+    if job.source_commit is not None:
+        element.set("commit", job.source_commit)
 
 
 def parameters_document(params: Iterable[Parameter]) -> bytes:

@@ -10,16 +10,16 @@
     <label class="form-check-label" for="{{f.id}}">{{f.name}}</label>
   </div>
 % elif f.widget == 'file':
-  <fieldset class="file-input" data-file-input="{{f.name}}"{{!' data-required' if f.required else ''}} aria-describedby="{{described}}">
+  <fieldset class="file-input" data-file-input="{{f.name}}"{{!' data-required' if f.required else ''}}{{!' data-several' if f.multiple else ''}}{{!' data-batch' if f.batch else ''}} aria-describedby="{{described}}">
     <legend class="form-label fs-6 mb-1">{{f.name}}
 % if f.required:
       <span class="text-danger" aria-hidden="true">*</span><span class="visually-hidden"> (required)</span>
 % end
     </legend>
     <div class="mb-1">
-% for source, text in (('file', 'Upload a file' + ('s' if f.multiple else '')), ('url', 'Give a URL'), ('reuse', 'Reuse the file of the job rerun')):
-% if source != 'reuse' or f.reuse:
-      <div class="form-check form-check-inline">
+% for source, text in (('file', 'Upload a file' + ('s' if f.multiple else '')), ('url', 'Give a URL'), ('reuse', 'Reuse the file of the job rerun'), ('results', 'Choose among my results')):
+% if (source != 'reuse' or f.reuse) and (source != 'results' or f.batch):
+      <div class="form-check form-check-inline"{{!' data-results-choice hidden' if source == 'results' else ''}}>
         <input class="form-check-input" type="radio" name="{{f.name}}.source" value="{{source}}" id="{{f.id}}-source-{{source}}"{{!' checked' if f.source == source else ''}}>
         <label class="form-check-label" for="{{f.id}}-source-{{source}}">{{text}}</label>
       </div>
@@ -28,7 +28,7 @@
     </div>
     <div data-source="file">
       <label class="form-label small" for="{{f.id}}-file">{{f.name}}: file{{'s' if f.multiple else ''}} to upload</label>
-      <input class="form-control{{invalid}}" type="file" id="{{f.id}}-file" name="{{f.name}}"{{!' multiple' if f.multiple else ''}}
+      <input class="form-control{{invalid}}" type="file" id="{{f.id}}-file" name="{{f.name}}"{{!' multiple' if f.multiple or f.batch else ''}}
 % if f.accept:
         accept="{{f.accept}}"
 % end
@@ -42,6 +42,19 @@
       <label class="form-label small mb-0" for="{{f.id}}-pick">{{f.name}}: or one of my results</label>
       <select class="form-select form-select-sm" id="{{f.id}}-pick" data-pick-for="{{f.id}}-url"></select>
     </div>
+% if f.batch:
+    <fieldset class="mt-1 result-choices" data-source="results" data-results-for="{{f.name}}" hidden>
+      <legend class="form-label small mb-0">{{f.name}}: my results, one job each</legend>
+      <div class="result-list" data-result-list>
+% for index, url in enumerate(f.chosen):
+        <div class="form-check">
+          <input class="form-check-input" type="checkbox" name="{{f.name}}.result" value="{{url}}" id="{{f.id}}-chosen-{{index}}" checked>
+          <label class="form-check-label text-break" for="{{f.id}}-chosen-{{index}}">{{url}}</label>
+        </div>
+% end
+      </div>
+    </fieldset>
+% end
 % if f.reuse:
     <p class="small mb-0" data-source="reuse">Reused: <code class="text-break">{{f.reuse}}</code></p>
 % end
@@ -85,6 +98,9 @@
 % end
 % end
   <div class="form-text" id="{{help_id}}"><span class="annotation">{{f.annotation}}</span>
+% if f.batch:
+    <div data-batch-note>Several files: tick “Run once per file” to make one job of each.</div>
+% end
 % if f.widget not in ('file',) and f.datatype not in ('xs:string',):
     <span class="text-body-secondary">({{f.datatype}}{{(', ' + f.min + ' to ' + f.max) if f.min is not None and f.max is not None else ((', at least ' + f.min) if f.min is not None else ((', at most ' + f.max) if f.max is not None else ''))}})</span>
 % end

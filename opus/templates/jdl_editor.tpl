@@ -51,6 +51,29 @@
     </div>
   </fieldset>
 
+  <fieldset class="mb-3" data-source-fields>
+    <legend class="h5">Source code</legend>
+    <p class="form-text mt-0" id="jdl-source-help">A git repository cloned into $JOB_SOURCE_DIR before the script runs (the script may call its code); leave the URL empty for none.</p>
+    <div class="row">
+    <div class="col-12 mb-2">
+      <label class="form-label" for="jdl-source-git">Git repository URL</label>
+      <input class="form-control" type="text" id="jdl-source-git" data-source="git" autocomplete="off" spellcheck="false" placeholder="https://github.com/org/code.git" aria-describedby="jdl-source-help">
+    </div>
+    <div class="col-sm-6 mb-2">
+      <label class="form-label" for="jdl-source-kind">Ref given as</label>
+      <select class="form-select" id="jdl-source-kind" data-source="kind">
+        <option value="fixed">A branch, tag or commit hash</option>
+        <option value="parameter">The value of a parameter</option>
+      </select>
+    </div>
+    <div class="col-sm-6 mb-2">
+      <label class="form-label" for="jdl-source-ref">Ref or parameter name</label>
+      <input class="form-control" type="text" id="jdl-source-ref" data-source="ref" autocomplete="off" spellcheck="false" placeholder="main, v1.2, a full commit hash, or a parameter" aria-describedby="jdl-source-ref-help">
+      <div class="form-text" id="jdl-source-ref-help">A parameter given as the ref is an xs:string with a default or required; its value is checked as a git ref.</div>
+    </div>
+    </div>
+  </fieldset>
+
 % for kind, heading, singular in (('parameters', 'Parameters', 'parameter'), ('used', 'Used entities (input files)', 'used entity'), ('generated', 'Generated entities (results)', 'generated entity')):
   <fieldset class="mb-3" data-rows="{{kind}}" data-singular="{{singular}}">
     <legend class="h5">{{heading}}</legend>

@@ -36,6 +36,13 @@
 % if job.definition_hash:
     <dt class="col-sm-3">Definition</dt><dd class="col-sm-9 text-break" data-definition-revision="{{job.definition_revision or ''}}">{{'revision %d' % job.definition_revision if job.definition_revision else 'a draft (trial job)'}}{{', version ' + definition.version if definition else ''}} <code title="SHA-256 of the definition">{{job.definition_hash[:12]}}</code></dd>
 % end
+% if job.source_url:
+    <dt class="col-sm-3">Source code</dt><dd class="col-sm-9 text-break" data-source-commit="{{job.source_commit or ''}}"><code>{{job.source_url}}</code> at <code>{{job.source_ref}}</code>
+% if job.source_commit:
+      (commit <code>{{job.source_commit}}</code>)
+% end
+    </dd>
+% end
   </dl>
   <form method="post" class="d-flex flex-wrap gap-2 mb-4 job-actions">
     <input type="hidden" name="csrf_token" value="{{viewer.csrf_token}}">

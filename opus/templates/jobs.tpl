@@ -1,5 +1,8 @@
 % rebase('base', modules=('jobs.js',))
 <h1 class="h3">{{title}}</h1>
+% if notice:
+<p class="alert alert-success" role="status" data-batch-notice>{{notice}}</p>
+% end
 <form method="get" action="/jobs" class="row g-2 align-items-end mb-3" role="search" aria-label="Filter jobs">
   <div class="col-12 col-sm-6 col-lg-3">
     <label class="form-label" for="filter-type">Job type</label>

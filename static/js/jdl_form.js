@@ -1,6 +1,7 @@
-// The editor's form: the description's fields, and the rows of parameters, used and
-// generated entities (added, removed, moved), read into a definition object and filled
-// from one, and the problems of a validation shown at their fields.
+// The editor's form: the description's fields, the source (a git repository and its
+// ref, fixed or a parameter's), and the rows of parameters, used and generated entities
+// (added, removed, moved), read into a definition object and filled from one, and the
+// problems of a validation shown at their fields.
 //
 // Reading starts from the object the form was filled from, so keys the form has no
 // control for (a typo such as "colour", which the server will name) stay in the YAML
@@ -46,6 +47,35 @@ export class DefinitionForm {
 
   control(key) {
     return this.form.querySelector(`[data-path="${key}"]`);
+  }
+
+  sourceControl(key) {
+    return this.form.querySelector(`[data-source="${key}"]`);
+  }
+
+  /** Show a definition's ``source`` ({git, ref} with ref a text or {parameter}). */
+  fillSource(value) {
+    const source = isMapping(value) ? value : {};
+    const byParameter = isMapping(source.ref);
+    this.sourceControl('git').value = shown(source.git);
+    this.sourceControl('kind').value = byParameter ? 'parameter' : 'fixed';
+    this.sourceControl('ref').value = shown(byParameter ? source.ref.parameter : source.ref);
+  }
+
+  /** The ``source`` the form holds (undefined: none), keeping what it has no control
+   * for (an unknown key, a source that is not a mapping while the fields are empty). */
+  readSource(base) {
+    const git = this.sourceControl('git').value;
+    const ref = this.sourceControl('ref').value;
+    if (git.trim() === '' && ref.trim() === '') return isMapping(base) ? undefined : base;
+    const source = isMapping(base) ? { ...base } : {};
+    if (git !== '') source.git = git;
+    else delete source.git;
+    if (this.sourceControl('kind').value === 'parameter') {
+      source.ref = { ...(isMapping(source.ref) ? source.ref : {}), parameter: ref };
+    } else if (ref !== '') source.ref = ref;
+    else delete source.ref;
+    return source;
   }
 
   edited(target) {
@@ -131,6 +161,7 @@ export class DefinitionForm {
     for (const control of this.form.querySelectorAll('[data-path]')) {
       if (control.matches('input, textarea')) control.value = shown(this.base[control.dataset.path]);
     }
+    this.fillSource(this.base.source);
     for (const kind of ROW_KINDS) {
       this.list(kind).replaceChildren();
       const rows = Array.isArray(this.base[kind]) ? this.base[kind] : [];
@@ -149,6 +180,9 @@ export class DefinitionForm {
       else if (value.trim() === '') delete data[key];
       else data[key] = SECONDS.has(key) ? seconds(value) : value;
     }
+    const source = this.readSource(this.base.source);
+    if (source === undefined) delete data.source;
+    else data.source = source;
     for (const kind of ROW_KINDS) {
       const rows = this.rows(kind).map((row) => readRow(kind, row, this.sources.get(row) || {}));
       if (rows.length) data[kind] = rows;
@@ -162,6 +196,7 @@ export class DefinitionForm {
   controlFor(path) {
     const parts = parsePath(path);
     if (!parts.length) return null;
+    if (parts[0] === 'source') return this.sourceControl(parts[1] === 'ref' ? 'ref' : 'git');
     if (!ROW_KINDS.includes(parts[0])) return this.control(String(parts[0]));
     const rows = this.rows(parts[0]);
     let row = null;

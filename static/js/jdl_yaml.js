@@ -10,8 +10,10 @@ import { FAILSAFE_SCHEMA, dump, load, types } from '../vendor/js-yaml/js-yaml.js
 
 export const TOP_KEYS = [
   'name', 'annotation', 'version', 'doculink', 'type', 'subtype', 'contact_name',
-  'contact_email', 'execution_duration', 'quote', 'parameters', 'used', 'generated', 'script',
+  'contact_email', 'execution_duration', 'quote', 'source', 'parameters', 'used', 'generated',
+  'script',
 ];
+const SOURCE_KEYS = ['git', 'ref'];
 export const ROW_KEYS = {
   parameters: [
     'name', 'datatype', 'default', 'required', 'normalize', 'annotation', 'options', 'min',
@@ -57,6 +59,7 @@ export function writeDefinition(data) {
 
 function ordered(data) {
   const result = inOrder(data, TOP_KEYS);
+  if (isMapping(result.source)) result.source = inOrder(result.source, SOURCE_KEYS);
   for (const kind of ROW_KINDS) {
     if (Array.isArray(result[kind])) {
       result[kind] = result[kind].map((row) => (isMapping(row) ? inOrder(row, ROW_KEYS[kind]) : row));

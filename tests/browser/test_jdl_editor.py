@@ -21,6 +21,7 @@ from opus.server.auth import UserManager
 from opus.server.jdl import (
     GeneratedEntity,
     JobDefinition,
+    JobSource,
     ParameterDefinition,
     UsedEntity,
     dump_definition,
@@ -345,6 +346,7 @@ ROUND_TRIP = JobDefinition(
     contact_email="ann@example.org",
     execution_duration=120,
     quote=5,
+    source=JobSource("https://git.example.org/round_trip.git", ref_parameter="mode"),
     script="printf '%s\\n' \"$ratio\" > out.txt\n",
     parameters=[
         ParameterDefinition(
@@ -401,6 +403,12 @@ def test_import_and_export(admin_page: Page, fmt: str, tmp_path: Path) -> None:
         "https://archive.example.org/data/$ID"
     )
     expect(rows(page, "parameters").nth(2).get_by_label("Normalize values")).to_be_checked()
+    source = page.get_by_role("group", name="Source code")
+    expect(source.get_by_label("Git repository URL")).to_have_value(
+        "https://git.example.org/round_trip.git"
+    )
+    expect(source.get_by_label("Ref given as")).to_have_value("parameter")
+    expect(source.get_by_label("Ref or parameter name")).to_have_value("mode")
     expect(rows(page, "generated")).to_have_count(2)
     for other in ("yaml", "json", "votable"):
         label = {"yaml": "YAML", "json": "JSON", "votable": "VOTable"}[other]
@@ -452,6 +460,20 @@ def test_yaml_and_form_follow_each_other(admin_page: Page) -> None:
     page.locator("#jdl-script-input").click()
     page.keyboard.insert_text("echo done > out.txt\n")
     expect(page.locator("[data-yaml-editor] .cm-content")).to_contain_text("echo done > out.txt")
+    # The source's fields: a fixed ref, then a parameter's; emptied, no source.
+    source = page.get_by_role("group", name="Source code")
+    source.get_by_label("Git repository URL").fill("https://git.example.org/plot.git")
+    source.get_by_label("Ref or parameter name").fill("v2.0")
+    expect(page.locator("[data-yaml-editor] .cm-content")).to_contain_text("ref: v2.0")
+    assert "source:\n  git: https://git.example.org/plot.git\n  ref: v2.0" in yaml_text(page)
+    source.get_by_label("Ref given as").select_option("parameter")
+    source.get_by_label("Ref or parameter name").fill("version")
+    expect(page.locator("[data-yaml-editor] .cm-content")).to_contain_text("parameter: version")
+    set_yaml(page, yaml_text(page).replace("parameter: version", "parameter: release"))
+    expect(source.get_by_label("Ref or parameter name")).to_have_value("release")
+    source.get_by_label("Git repository URL").fill("")
+    source.get_by_label("Ref or parameter name").fill("")
+    expect(page.locator("[data-yaml-editor] .cm-content")).not_to_contain_text("source:")
     # A key the form has no field for stays in the YAML, for the server to name.
     set_yaml(page, "name: plot\ncolour: red\nversion: '9'\nsubtype: bars\n")
     description(page, "Version").fill("10")

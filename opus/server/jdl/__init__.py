@@ -17,10 +17,18 @@ from .files import (
     parse_definition,
     save_definition,
 )
-from .model import DATATYPES, GeneratedEntity, JobDefinition, ParameterDefinition, UsedEntity
+from .model import (
+    DATATYPES,
+    GeneratedEntity,
+    JobDefinition,
+    JobSource,
+    ParameterDefinition,
+    UsedEntity,
+)
 from .problems import CheckedText, Problem, canonical_text, check_text, definition_hash
 from .registry import JDLRegistry
 from .rules import definition_problems, validate_definition
+from .source import job_source
 from .validation import coerce_parameters
 
 __all__ = [
@@ -31,6 +39,7 @@ __all__ = [
     "JDLError",
     "JDLRegistry",
     "JobDefinition",
+    "JobSource",
     "ParameterDefinition",
     "ParameterError",
     "Problem",
@@ -42,6 +51,7 @@ __all__ = [
     "definition_problems",
     "dump_definition",
     "format_of",
+    "job_source",
     "load_definition",
     "parse_definition",
     "save_definition",

@@ -79,6 +79,20 @@ class GeneratedEntity:
 
 
 @dataclass
+class JobSource:
+    """The git repository a job's code is cloned from before its script runs.
+
+    The ref is either fixed (``ref``: a branch, a tag or a full commit hash) or the
+    value of one of the definition's parameters (``ref_parameter``, its name): exactly
+    one of the two is set in a valid definition (rules.py).
+    """
+
+    git: str
+    ref: str | None = None
+    ref_parameter: str | None = None
+
+
+@dataclass
 class JobDefinition:
     """A job type: its description, inputs, results, limits and bash script."""
 
@@ -93,6 +107,8 @@ class JobDefinition:
     # seconds, 0 = unlimited, None = the server's EXECUTION_DURATION_DEFAULT
     execution_duration: int | None = None
     quote: int | None = None  # seconds, the expected run time, when known
+    # The repository cloned into $JOB_SOURCE_DIR before the script runs (None: none).
+    source: JobSource | None = None
     script: str = ""
     parameters: list[ParameterDefinition] = field(default_factory=list)
     used: list[UsedEntity] = field(default_factory=list)

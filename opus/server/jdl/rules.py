@@ -28,6 +28,7 @@ from .model import (
     ParameterDefinition,
     UsedEntity,
 )
+from .source import source_problems
 from .validation import InvalidValue, canonical_value, kept_value, number
 
 JOB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -170,6 +171,7 @@ def definition_problems(jd: JobDefinition) -> list[JDLError]:
         attempt(_check_seconds, jd.execution_duration, "execution_duration", " (0 = unlimited)")
     if jd.quote is not None:
         attempt(_check_seconds, jd.quote, "quote")
+    found += source_problems(jd)
     attempt(_check_script, jd.script)
     found += _name_problems(jd)
     for index, param in enumerate(jd.parameters):

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from opus.core.text import text_problem
+from opus.server.gitsource import ref_problem
 
 from .errors import ParameterError
 from .model import FLOAT_DATATYPES, INTEGER_DATATYPES, JobDefinition, ParameterDefinition
@@ -169,8 +170,9 @@ def coerce_parameters(
     definition, in definition order: the given value as the client wrote it (its canonical
     form if the parameter says ``normalize``), else the default as the definition holds
     it; an optional parameter with neither is left out. With ``partial=True`` only the
-    given parameters are checked and returned (an update of a PENDING job). Raises
-    ParameterError.
+    given parameters are checked and returned (an update of a PENDING job). The ref
+    parameter of the definition's source must hold a git ref (gitsource.ref_problem).
+    Raises ParameterError.
     """
     known = {p.name: p for p in jd.parameters if p.datatype != "file"}
     file_inputs = set(jd.file_inputs())
@@ -202,4 +204,9 @@ def coerce_parameters(
             raise ParameterError(f"parameter {name!r}: empty value and no default", name)
         elif param.required:
             raise ParameterError(f"parameter {name!r} is required for job type {jd.name!r}", name)
+    ref_name = jd.source.ref_parameter if jd.source else None
+    ref = result.get(ref_name) if ref_name is not None else None
+    if ref_name is not None and ref is not None and (problem := ref_problem(ref)):
+        # The git ref of the job's source: it reaches git (never as an option).
+        raise ParameterError(f"parameter {ref_name!r}: {show(ref)} {problem}", ref_name)
     return result

@@ -6,6 +6,10 @@ the script, and three GROUPs: ``InputParams`` (one PARAM per parameter), ``Used`
 ``Generated`` (one GROUP per entity, its attributes as PARAMs). Element names, utypes and
 encodings follow the original OPUS so that its files still read; docs/jdl.md has an example.
 
+The ``source`` (a git repository, which the original OPUS did not have) is a GROUP
+``Source``: a PARAM ``git`` (the URL), and a PARAM ``ref`` for a fixed ref or, for the
+value of a parameter, a PARAMref to that parameter's PARAM (by its ID, as normalize's).
+
 ``normalize``, which the original OPUS did not have, is a GROUP ``normalize`` inside
 InputParams holding a PARAMref to each parameter that says it: valid VOTable 1.3 (a PARAM
 may not carry attributes of its own invention), and absent from older files, whose
@@ -22,7 +26,7 @@ from typing import Any
 from lxml import etree
 
 from .errors import JDLError
-from .model import GeneratedEntity, JobDefinition, ParameterDefinition, UsedEntity
+from .model import GeneratedEntity, JobDefinition, JobSource, ParameterDefinition, UsedEntity
 
 NS = "http://www.ivoa.net/xml/VOTable/v1.3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -34,6 +38,8 @@ URI_XTYPES = ("xs:anyURI", "anyURI", "uri")  # VOTable has no URI datatype: char
 NO_QUERY = "no_query"  # PARAM type of an optional parameter; required when absent
 NORMALIZE_GROUP = "normalize"  # GROUP in InputParams: a PARAMref per normalised parameter
 NORMALIZE_DESCRIPTION = "The parameters whose values the job receives in canonical form."
+SOURCE_GROUP = "Source"  # GROUP in the RESOURCE: the git repository of the job's code
+SOURCE_DESCRIPTION = "The git repository cloned for the job, at the ref given."
 
 XS_TO_VO: dict[str, str] = {
     "xs:string": "char",
@@ -149,6 +155,19 @@ def _entity_group(
     return group
 
 
+def _source_group(source: JobSource) -> etree._Element:
+    group = etree.Element(_q("GROUP"), name=SOURCE_GROUP)
+    _description(group, SOURCE_DESCRIPTION)
+    attrib = {"name": "git", "value": source.git, "datatype": "char", "arraysize": "*"}
+    etree.SubElement(group, _q("PARAM"), {**attrib, "xtype": "xs:anyURI"})
+    if source.ref_parameter is not None:
+        # The parameter's PARAM has its name as ID (_parameter_element).
+        etree.SubElement(group, _q("PARAMref"), ref=source.ref_parameter)
+    elif source.ref is not None:
+        _text_param(group, "ref", source.ref)
+    return group
+
+
 def dump_votable(jd: JobDefinition, *, include_script: bool = True) -> str:
     """The VOTable form of a definition, as text with an XML declaration."""
     nsmap: Any = {None: NS, "xsi": XSI_NS}  # None is the default namespace, which the stubs omit
@@ -190,6 +209,8 @@ def dump_votable(jd: JobDefinition, *, include_script: bool = True) -> str:
         _entity_group(g, GENERATED_UTYPE, "WasGeneratedByDescription", GENERATED_FIELDS)
         for g in jd.generated
     )
+    if jd.source is not None:
+        resource.append(_source_group(jd.source))
     try:
         body = etree.tostring(root, pretty_print=True, encoding="unicode")
     except ValueError as error:  # text that XML cannot carry, e.g. control characters
@@ -296,9 +317,11 @@ class _Reader:
         elif kind == "Generated":
             groups = self.children(group, "GROUP")
             jd.generated = [self.generated(g, f"generated[{i}]") for i, g in enumerate(groups)]
+        elif kind == SOURCE_GROUP:
+            jd.source = self.source(group)
         else:
             raise JDLError(
-                f"unknown GROUP {kind!r} (expected InputParams, Used or Generated)",
+                f"unknown GROUP {kind!r} (expected InputParams, Used, Generated or Source)",
                 field=kind or "GROUP",
             )
 
@@ -327,6 +350,35 @@ class _Reader:
                         field="parameters",
                     )
                 parameters[index].normalize = True
+
+    def source(self, group: etree._Element) -> JobSource:
+        """The GROUP Source: PARAM git, and PARAM ref or a PARAMref to a parameter."""
+        values: dict[str, str] = {}
+        for param in self.children(group, "PARAM"):
+            name = param.get("name", "")
+            if name not in ("git", "ref"):
+                raise JDLError(f"unknown PARAM {name!r} (expected git, ref)", field="source")
+            values[name] = param.get("value", "")
+        refs = self.children(group, "PARAMref")
+        if self.children(group, "GROUP") or len(refs) > 1 or (refs and "ref" in values):
+            raise JDLError(
+                "GROUP Source holds a PARAM git and either a PARAM ref or one PARAMref",
+                field="source",
+            )
+        if "git" not in values:
+            raise JDLError("missing: PARAM git in GROUP Source", field="source.git")
+        if not refs:
+            return JobSource(values["git"], ref=values.get("ref"))
+        target, resource = refs[0].get("ref"), group.getparent()
+        for inputs in [] if resource is None else self.children(resource, "GROUP"):
+            if inputs.get("name") == "InputParams":
+                for param in self.children(inputs, "PARAM"):
+                    if target is not None and param.get("ID") == target:
+                        return JobSource(values["git"], ref_parameter=param.get("name", ""))
+        raise JDLError(
+            f"PARAMref {target!r} in GROUP Source is not the ID of a PARAM of InputParams",
+            field="source.ref.parameter",
+        )
 
     def parameter(self, element: etree._Element, where: str) -> ParameterDefinition:
         vo_type = element.get("datatype", "char")

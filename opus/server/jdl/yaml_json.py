@@ -26,6 +26,7 @@ from .model import (
     ParameterDefinition,
     UsedEntity,
 )
+from .source import source_from_dict, source_to_dict
 
 TOP_KEYS = (
     "name",
@@ -38,6 +39,7 @@ TOP_KEYS = (
     "contact_email",
     "execution_duration",
     "quote",
+    "source",
     "parameters",
     "used",
     "generated",
@@ -232,6 +234,7 @@ def from_dict(data: Any) -> JobDefinition:
         if data.get("execution_duration") is None
         else _seconds(data["execution_duration"], "execution_duration"),
         quote=None if quote is None else _seconds(quote, "quote"),
+        source=source_from_dict(data.get("source")),
         script=_text_or_empty(data.get("script"), "script"),
         parameters=_items(data.get("parameters"), "parameters", PARAMETER_KEYS, _parameter),
         used=_items(data.get("used"), "used", USED_KEYS, _used),
@@ -384,6 +387,7 @@ def to_dict(jd: JobDefinition, *, include_script: bool = True) -> dict[str, Any]
         "contact_email": jd.contact_email,
         "execution_duration": jd.execution_duration,
         "quote": jd.quote,
+        "source": None if jd.source is None else source_to_dict(jd.source),
     }
     data = _without_empty(data, keep=("name", "annotation", "version"))
     data["parameters"] = [

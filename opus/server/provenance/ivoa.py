@@ -7,6 +7,7 @@ voprov is used only here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -86,6 +87,7 @@ class _Names:
         }
         self.vocabulary: Namespace = doc.add_namespace("opus", base + VOCABULARY_PATH)
         self.agents: set[QualifiedName] = set()  # those already in the document
+        self.sources: set[QualifiedName] = set()  # the same
 
     def job(self, job_id: str) -> QualifiedName:
         return self.ns["opus_job"][_local("job", job_id)]
@@ -95,6 +97,11 @@ class _Names:
 
     def entity(self, entity_id: str) -> QualifiedName:
         return self.ns["opus_entity"][_local("entity", entity_id)]
+
+    def source(self, url: str, commit: str) -> QualifiedName:
+        """A commit of a git repository: the same node for every job that used it."""
+        repository = hashlib.sha256(url.encode()).hexdigest()[:16]
+        return self.ns["opus_entity"][_local("source", repository, commit)]
 
     def user(self, name: str) -> QualifiedName:
         return self.ns["opus_user"][_local("user", name)]
@@ -165,8 +172,14 @@ def _add_activity(
         attributes[names.term("runId")] = job.run_id
     if job.error_message:
         attributes[VOPROV["comment"]] = job.error_message
+    if job.source_url is not None:
+        attributes[names.term("sourceGit")] = job.source_url
+        attributes[names.term("sourceRef")] = job.source_ref or ""
+        if job.source_commit:
+            attributes[names.term("sourceCommit")] = job.source_commit
     activity = names.job(job.id)
     doc.activity(activity, job.jobname, job.start_time, job.end_time, other_attributes=attributes)
+    _add_source(doc, names, node, activity)
     if options.agents:
         _add_agents(doc, names, node, activity)
     if options.configuration:
@@ -187,6 +200,26 @@ def _add_activity(
                 other_attributes=extra,
             )
             doc.configuration(activity, param)
+
+
+def _add_source(doc: VOProvDocument, names: _Names, node: JobNode, activity: QualifiedName) -> None:
+    """The code the job ran, once its batch script checked it out: the commit of its
+    git repository as an entity (located at the repository's URL) used in role
+    ``source``."""
+    url, commit = node.job.source_url, node.job.source_commit
+    if url is None or commit is None:
+        return
+    entity = names.source(url, commit)
+    if entity not in names.sources:
+        names.sources.add(entity)
+        attributes: dict[Any, Any] = {
+            prov.constants.PROV_LABEL: f"source {commit[:12]}",
+            names.term("kind"): "source",
+            names.term("commit"): commit,
+            names.term("url"): url,
+        }
+        doc.entity(entity, "source", url, None, other_attributes=attributes)
+    doc.usage(activity, entity, None, "source", node.job.start_time)
 
 
 def _add_agents(doc: VOProvDocument, names: _Names, node: JobNode, activity: QualifiedName) -> None:

@@ -21,21 +21,31 @@ import logging
 import mimetypes
 import os
 import secrets
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from opus.core.errors import BadRequest, Forbidden, NotFound
-from opus.core.layout import INPUTS_FILE, INTERNAL_DIR, RESULTS_DIR, STDERR_FILE, JobLayout
+from opus.core.layout import (
+    INPUTS_FILE,
+    INTERNAL_DIR,
+    RESULTS_DIR,
+    SOURCE_COMMIT_FILE,
+    STDERR_FILE,
+    JobLayout,
+)
 from opus.core.records import Parameter, Result
 from opus.core.text import printable
 from opus.server import nofollow
-from opus.server.jdl import GeneratedEntity
+from opus.server.gitsource import COMMIT_HASH, GitSource
+from opus.server.jdl import GeneratedEntity, JobDefinition, job_source
 from opus.server.scripts import BatchJob, render_batch_script
 from opus.server.service import inputs
 from opus.server.service.inputs import Upload
 from opus.server.service.limits import Allowance
+from opus.settings import Settings
 
 log = logging.getLogger("opus.jobfiles")
 
@@ -60,6 +70,23 @@ class ScriptRequest:
     signal_url: str
     signal_retry_seconds: int
     python: str = "python3"
+    source: GitSource | None = None  # the repository cloned before the script runs
+
+    @classmethod
+    def for_job(
+        cls, job_id: str, jdl: JobDefinition, values: Mapping[str, str], settings: Settings
+    ) -> ScriptRequest:
+        """The request of a job of ``jdl`` run with ``values`` (its script's variables)."""
+        return cls(
+            job_id=job_id,
+            script=jdl.script,
+            values=values,
+            result_patterns=[g.default for g in jdl.generated if g.default],
+            signal_url=f"{settings.SIGNAL_BASE_URL}/handler/job_event",
+            signal_retry_seconds=settings.SIGNAL_RETRY_SECONDS,
+            python=settings.JOB_PYTHON or sys.executable,
+            source=job_source(jdl, values),
+        )
 
 
 class JobFiles:
@@ -210,11 +237,20 @@ class JobFiles:
                 result_patterns=request.result_patterns,
                 signal_retry_seconds=request.signal_retry_seconds,
                 python=request.python,
+                source=request.source,
             )
         )
         write_private(layout.job_script, request.script)
         write_private(layout.batch_script, batch, mode=0o700)
         return layout.batch_script
+
+    def source_commit(self, job_id: str) -> str | None:
+        """The commit the job's batch script checked out (``.opus/source_commit``), or
+        None when there is none yet, or the file holds anything but a commit hash."""
+        relative = f"{INTERNAL_DIR}/{SOURCE_COMMIT_FILE}"
+        data = nofollow.read_file(self.directory(job_id), relative, 128)
+        text = (data or b"").decode("ascii", "replace").strip()
+        return text if COMMIT_HASH.fullmatch(text) else None
 
     def error_message(self, job_id: str, message: str | None) -> str:
         """``message`` (or a generic one) with the last line the job wrote to stderr.

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -39,6 +38,7 @@ from opus.server.service.inputs import Upload
 from opus.server.service.jobfiles import JobFiles, ScriptRequest
 from opus.server.service.limits import ENDED, OwnerLimits, Quota, directory_bytes
 from opus.server.service.listing import JobListing
+from opus.server.service.sources import record_commit, refresh_ref, source_columns
 from opus.server.service.validation import JobValidator
 from opus.server.storage import Coordination, JobStore
 from opus.server.storage.definitions import DefinitionStore
@@ -229,6 +229,7 @@ class JobService(JobListing):
                 token_hash="",
                 definition_revision=revision,
                 definition_hash=digest,
+                **source_columns(jdl, checked.parameters),
             )
             job = self.limits.insert_job(job, stored, self.files.directory(job_id))
             self.entities.record_inputs(job, stored, references, jdl, created=True)
@@ -277,15 +278,7 @@ class JobService(JobListing):
             jobname=job.jobname,
             options=options,
         )
-        request = ScriptRequest(
-            job_id=job.id,
-            script=jdl.script,
-            values=values,
-            result_patterns=[g.default for g in jdl.generated if g.default],
-            signal_url=f"{self.settings.SIGNAL_BASE_URL}/handler/job_event",
-            signal_retry_seconds=self.settings.SIGNAL_RETRY_SECONDS,
-            python=self.settings.JOB_PYTHON or sys.executable,
-        )
+        request = ScriptRequest.for_job(job.id, jdl, values, self.settings)
         try:
             if missing := self.entities.missing_references(job.id):
                 raise ManagerError(f"input {missing[0]!r} was deleted with the job that made it")
@@ -368,6 +361,7 @@ class JobService(JobListing):
         stored += self.files.save_inputs(job.id, checked.urls, checked.uploads, allowance)
         stored += self.entities.link(job.id, references)
         self.limits.set_parameters(job, stored, self.files.directory(job.id))
+        refresh_ref(self.store, job, jdl, checked.parameters)
         self.entities.record_inputs(job, stored, references, jdl)
         self.notifier.notify_owner(job.owner)
 
@@ -391,6 +385,7 @@ class JobService(JobListing):
         if phase not in (Phase.EXECUTING, Phase.COMPLETED, Phase.ERROR):
             raise BadRequest(f"a job cannot report {phase}")
         if phase == Phase.EXECUTING:
+            record_commit(self.store, self.files, job)  # once the clone is done
             changed = self.change_phase(job.id, Phase.EXECUTING, start_time=utcnow())
         else:
             changed = self.finish(job, phase, message or None)
@@ -449,6 +444,7 @@ class JobService(JobListing):
         if phase == Phase.ERROR:
             error_message = self.files.error_message(job.id, message)
         results = self.collect_results(job)
+        record_commit(self.store, self.files, job)
         if finished := self.change_phase(
             job.id,
             phase,

@@ -48,6 +48,7 @@ from opus.server.storage.limits import OWNER_LOCK_SQL, USAGE_SQL, Quota, Usage
 from opus.server.storage.listing import SUMMARY_COLUMNS, JobLists, summary_from_row
 from opus.server.storage.models import JobRow, ParameterRow, ResultRow
 from opus.server.storage.progress import ProgressStore
+from opus.server.storage.sources import SourceStore
 
 # A Job's columns: change_seq is the change feed's, set by the database (changes.py).
 _JOB_COLUMNS = [column for column in JobRow.__table__.columns if column.name != "change_seq"]
@@ -183,11 +184,12 @@ class JobStore:
         tables = JobRow.metadata.tables
         self._insert_job = HotInsert(engine, tables[JobRow.__tablename__])
         self._insert_parameters = HotInsert(engine, tables[ParameterRow.__tablename__])
-        # Pages of job lists, the change feed, progress reports (listing.py, changes.py,
-        # progress.py).
+        # Pages of job lists, the change feed, progress reports, git sources (listing.py,
+        # changes.py, progress.py, sources.py).
         self.lists = JobLists(engine)
         self.changes = ChangeFeed(engine)
         self.progress = ProgressStore(self._writing)
+        self.sources = SourceStore(self._writing, self.coordination)
 
     @contextlib.contextmanager
     def _writing(self, quota: Quota | None = None) -> Iterator[Connection]:

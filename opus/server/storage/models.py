@@ -82,6 +82,11 @@ class JobRow(Base):
     progress: Mapped[float | None] = mapped_column(Float, default=None)
     progress_message: Mapped[str | None] = mapped_column(Text, default=None)
     progress_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The git source of its code (migration 0013; storage/sources.py): the repository,
+    # the ref cloned, and the commit the batch script checked out.
+    source_url: Mapped[str | None] = mapped_column(Text, default=None)
+    source_ref: Mapped[str | None] = mapped_column(Text, default=None)
+    source_commit: Mapped[str | None] = mapped_column(String(64), default=None)
     # When the job last changed, in the database's order of changes: set by triggers on
     # every insert and update, whatever the writer gives (migration 0005; changes.py).
     change_seq: Mapped[int | None] = mapped_column(BigInteger, default=0, server_default="0")
