@@ -19,6 +19,7 @@ import json
 import os
 import re
 import runpy
+import traceback
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
@@ -322,13 +323,29 @@ def convert(key: str, raw: Any) -> Any:
     return raw
 
 
+def _run_settings_file(settings_file: str) -> dict[str, Any]:
+    """The names a settings file defines; SettingsError (one line, no traceback) for a
+    file that cannot be read or run, naming where it went wrong."""
+    path = Path(settings_file).expanduser()
+    try:
+        return runpy.run_path(str(path))
+    except OSError as exc:
+        raise SettingsError(f"OPUS_SETTINGS={settings_file}: {exc.strerror}") from None
+    except SyntaxError as exc:
+        raise SettingsError(f"{settings_file}, line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:  # whatever the file raised, said in one line
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        where = f", line {frames[-1].lineno}" if frames else ""
+        raise SettingsError(f"{settings_file}{where}: {type(exc).__name__}: {exc}") from None
+
+
 def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
     """Build the settings from defaults, the OPUS_SETTINGS file and OPUS_* variables."""
     env = dict(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     settings_file = env.get("OPUS_SETTINGS")
     if settings_file:
-        namespace = runpy.run_path(settings_file)
+        namespace = _run_settings_file(settings_file)
         directory = Path(settings_file).expanduser().resolve().parent
         for key, value in namespace.items():
             if key.isupper() and not key.startswith("_"):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from opus.settings import Settings, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_derive_paths_from_var_path(tmp_path: Path) -> None:
@@ -61,6 +67,38 @@ def test_unknown_name_in_settings_file(tmp_path: Path) -> None:
     settings_file.write_text("WAIT_MAXX = 3\n")
     with pytest.raises(SettingsError, match="WAIT_MAXX"):
         load_settings(environ={"OPUS_SETTINGS": str(settings_file)})
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (None, "No such file or directory"),
+        ("WAIT_MAX = (\n", ", line 1: "),
+        ("LOG_LEVEL = 'info'\nWAIT_MAX = undefined_name\n", ", line 2: NameError: "),
+    ],
+    ids=["missing", "syntax", "raises"],
+)
+def test_a_settings_file_that_cannot_run_is_one_line(
+    text: str | None, said: str, tmp_path: Path
+) -> None:
+    settings_file = tmp_path / "settings.py"
+    if text is not None:
+        settings_file.write_text(text)
+    with pytest.raises(SettingsError, match=re.escape(said)) as raised:
+        load_settings(environ={"OPUS_SETTINGS": str(settings_file)})
+    assert str(settings_file) in str(raised.value) and "\n" not in str(raised.value)
+    # The command says it in that one line, with no traceback, and exits with 2.
+    done = subprocess.run(
+        [sys.executable, "-m", "opus", "maintenance"],
+        env={**os.environ, "OPUS_SETTINGS": str(settings_file)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("opus: "), done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
 
 
 def test_signal_base_url_defaults_to_base_url(tmp_path: Path) -> None:
