@@ -198,9 +198,12 @@ def test_submit_wait_results_download(logged_in, tmp_path: Path) -> None:
     code, out, _ = logged_in("wait", ident)
     assert code == 0 and out.strip() == f"sleep/{ident} COMPLETED"
 
-    code, out, err = logged_in("submit", "plot", "cycles=3", "--download", str(tmp_path / "p"))
+    # Options may come before the values, as for `opus batch`.
+    code, out, err = logged_in("submit", "plot", "--download", str(tmp_path / "p"), "cycles=3")
     assert code == 0, err
     assert out.splitlines()[-1] == str(tmp_path / "p" / "plot.svg")
+    code, shown, _ = logged_in("status", out.splitlines()[0])
+    assert "cycles = 3" in shown
 
     code, out, _ = logged_in("jobs", "--last", "2")
     lines = out.splitlines()

@@ -70,8 +70,8 @@ def _waiting(parser: argparse.ArgumentParser) -> None:
 
 class IntermixedParser(argparse.ArgumentParser):
     """A verb whose positionals may come among its options (`opus batch TYPE --over P
-    --as input text=x`): argparse's intermixed parsing, which calls parse_known_args
-    itself, in two passes."""
+    --as input text=x`, `opus submit TYPE --wait x=1`): argparse's intermixed parsing,
+    which calls parse_known_args itself, in two passes."""
 
     _inner = False
 
@@ -174,6 +174,7 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     _json(describe)
 
     submit = verb("submit", "create a job (and start it)")
+    submit.__class__ = IntermixedParser
     submit.add_argument("type", help="the job type")
     submit.add_argument("fields", nargs="*", metavar="name=value", help=FIELDS_HELP)
     submit.add_argument(
@@ -226,6 +227,7 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     for name, text in [("abort", "abort jobs"), ("delete", "delete jobs and their files")]:
         verb(name, text).add_argument("jobs", nargs="+", metavar="job", help=JOB_HELP)
     rerun = verb("rerun", "a new job with another's type and parameters (inputs reused)")
+    rerun.__class__ = IntermixedParser
     rerun.add_argument("job", help=JOB_HELP)
     rerun.add_argument("fields", nargs="*", metavar="name=value", help="values to change")
     rerun.add_argument(
