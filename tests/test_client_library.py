@@ -28,7 +28,8 @@ from opus.client.errors import (
     Unreachable,
     WaitTimeout,
 )
-from opus.client.models import JobInfo, Progress
+from opus.client.models import JobInfo, Progress, Source, job_from_json
+from opus.client.output import shown_source
 from opus.client.transport import refusal
 from opus.core.phases import Phase
 
@@ -45,7 +46,9 @@ JOB = b"""<?xml version="1.0" encoding="UTF-8"?>
   <uws:results><uws:result id="o" xlink:href="http://h/o" size="12" mime-type="text/plain"/>
   </uws:results>
   <uws:jobInfo><opus:progress xmlns:opus="http://opus.obspm.fr/xml/uws/v1" percent="40"
-    time="2026-12-02T10:15:05Z">fitting 4/10</opus:progress></uws:jobInfo>
+    time="2026-12-02T10:15:05Z">fitting 4/10</opus:progress>
+    <opus:source xmlns:opus="http://opus.obspm.fr/xml/uws/v1" git="https://h/code.git" ref="v1"
+    /></uws:jobInfo>
 </uws:job>"""
 
 
@@ -76,6 +79,14 @@ def test_a_job_document_is_read_whole(parser: str) -> None:
     assert job.progress is not None
     assert (job.progress.percent, job.progress.message) == (40, "fitting 4/10")
     assert job.progress.time is not None
+    # A git source whose commit is not known yet (the job has not cloned it).
+    assert job.source == Source("https://h/code.git", "v1", None)
+    assert shown_source(job.source) == "https://h/code.git @ v1"
+    assert job_from_json({"jobId": "a", "phase": "PENDING", "source": None}).source is None
+    done = {"git": "https://h/code.git", "ref": "main", "commit": "c0ffee"}
+    source = job_from_json({"jobId": "a", "phase": "COMPLETED", "source": done}).source
+    assert source == Source("https://h/code.git", "main", "c0ffee")
+    assert shown_source(source) == "https://h/code.git @ main (c0ffee)"
 
 
 BOMB = b"""<?xml version="1.0"?>

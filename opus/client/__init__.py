@@ -55,6 +55,7 @@ from opus.client.models import (
     Progress,
     Result,
     ResultSpec,
+    Source,
 )
 from opus.core.phases import Phase
 
@@ -87,6 +88,7 @@ __all__ = [
     "Result",
     "ResultSpec",
     "ServerError",
+    "Source",
     "TooManyRequests",
     "Unreachable",
     "WaitTimeout",

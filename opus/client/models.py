@@ -3,9 +3,10 @@
 The records are the same whether the server answered JSON (OPUS, asked for it) or UWS
 XML (any UWS 1.1 server; uwsdoc.py reads it into these): a job's document
 (``JobInfo``), a line of a job list (``JobRef``), a result, an error summary, a job's
-progress; and OPUS's own job types and definitions (``JobType``, ``Definition``), which
-only its JSON API gives. Times are timezone-aware UTC datetimes, or None where the
-server gave none. A phase the client does not know is ``Phase.UNKNOWN``.
+progress and the git source of its code; and OPUS's own job types and definitions
+(``JobType``, ``Definition``), which only its JSON API gives. Times are timezone-aware
+UTC datetimes, or None where the server gave none. A phase the client does not know
+is ``Phase.UNKNOWN``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a job's code came from (OPUS's git source): the repository, the ref asked
+    for, and the commit checked out (None until the job's script has cloned it)."""
+
+    git: str
+    ref: str = ""
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
 class JobInfo:
     """A job's document (``uws:job``) as read at one moment."""
 
@@ -95,6 +106,7 @@ class JobInfo:
     results: tuple[Result, ...] = ()
     error: ErrorSummary | None = None
     progress: Progress | None = None
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +259,13 @@ def progress_from_json(data: object) -> Progress | None:
     return Progress(number, _text(data.get("message")), time_of(data.get("time")))
 
 
+def source_from_json(data: object) -> Source | None:
+    """A job's ``source`` (``{git, ref, commit}``), None for a job without one."""
+    if not isinstance(data, dict) or not data.get("git"):
+        return None
+    return Source(str(data["git"]), str(data.get("ref") or ""), _text(data.get("commit")))
+
+
 def job_from_json(data: object) -> JobInfo:
     """A job's JSON document (OPUS's, the UWS job's fields in camelCase)."""
     job = _object(data, "job")
@@ -276,6 +295,7 @@ def job_from_json(data: object) -> JobInfo:
         results=tuple(result_from_json(r) for r in job.get("results") or []),
         error=error,
         progress=progress_from_json(job.get("progress")),
+        source=source_from_json(job.get("source")),
     )
 
 

@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
 
-from opus.client.models import JobInfo, Progress, Result
+from opus.client.models import JobInfo, Progress, Result, Source
 from opus.core.times import format_time
 
 # Files smaller than this download without a bar: it would only flash.
@@ -101,6 +101,14 @@ def fields(pairs: Iterable[tuple[str, object]], out: TextIO | None = None) -> No
         stream.write(f"{name.ljust(width)}  {value}\n")
 
 
+def shown_source(source: Source | None) -> str:
+    """``URL @ ref (commit)`` of a job's git source; empty for a job without one."""
+    if source is None:
+        return ""
+    shown = f"{source.git} @ {source.ref}" if source.ref else source.git
+    return f"{shown} ({source.commit})" if source.commit else shown
+
+
 def job_status(reference: str, url: str, info: JobInfo, out: TextIO | None = None) -> None:
     """A job's document for people."""
     stream = out or sys.stdout
@@ -113,6 +121,7 @@ def job_status(reference: str, url: str, info: JobInfo, out: TextIO | None = Non
             ("url", url),
             ("phase", info.phase.value),
             ("progress", shown_progress(info.progress)),
+            ("source", shown_source(info.source)),
             ("error", info.error.message if info.error else None),
             ("run id", info.run_id),
             ("owner", info.owner),

@@ -28,6 +28,7 @@ from opus.client.models import (
     Parameter,
     Progress,
     Result,
+    Source,
     phase_of,
     time_of,
 )
@@ -136,14 +137,27 @@ def results_from_xml(data: bytes) -> tuple[Result, ...]:
     return tuple(_result(r) for r in root.iter(UWS + "result"))
 
 
+def _job_info(root: ET.Element, name: str) -> ET.Element | None:
+    """The first element called ``name`` (in any namespace) in the job's jobInfo."""
+    info = root.find(UWS + "jobInfo")
+    if info is None:
+        return None
+    return next((e for e in info.iter() if e.tag.rsplit("}", 1)[-1] == name), None)
+
+
+def _source(root: ET.Element) -> Source | None:
+    """OPUS's ``<opus:source git="URL" ref="v1.2" commit="…"/>`` in the jobInfo."""
+    element = _job_info(root, "source")
+    if element is None or not element.get("git"):
+        return None
+    return Source(element.get("git", ""), element.get("ref", ""), element.get("commit"))
+
+
 def _progress(root: ET.Element) -> Progress | None:
     """A progress a server put in the job's jobInfo: an element named ``progress`` in any
     namespace (OPUS's: ``<opus:progress percent="40" time="…">fitting 4/10</…>``), its
     parts as attributes or child elements, the message its text otherwise."""
-    info = root.find(UWS + "jobInfo")
-    if info is None:
-        return None
-    element = next((e for e in info.iter() if e.tag.rsplit("}", 1)[-1] == "progress"), None)
+    element = _job_info(root, "progress")
     if element is None:
         return None
 
@@ -198,6 +212,7 @@ def job_from_xml(data: bytes) -> JobInfo:
         results=results,
         error=error,
         progress=_progress(root),
+        source=_source(root),
     )
 
 
