@@ -452,38 +452,28 @@ def test_jobs_per_user_max_stops_the_batch_then_resume(opus, tmp_path: Path) -> 
 
 
 def test_usage_mistakes(opus, server: LiveServer, tmp_path: Path) -> None:
-    data = datasets(tmp_path / "data", 1)
-    code, _, err = opus("batch", "append_text", "--server", server.url, "--as", "input")
-    assert code == 2 and "no datasets" in err
-    code, _, err = opus(
-        "batch", "append_text", "--server", server.url, "--over", str(data[0]), "--as", "nope"
+    (data,) = datasets(tmp_path / "data", 1)
+
+    def refused(*args: str) -> str:
+        """What `opus batch ARGS…` says when it refuses them (exit status 2)."""
+        code, _, err = opus("batch", *args, "--server", server.url)
+        assert code == 2, (args, err)
+        return err
+
+    assert "no datasets" in refused("append_text", "--as", "input")
+    assert "no input or parameter 'nope'" in refused(
+        "append_text", "--over", str(data), "--as", "nope"
     )
-    assert code == 2 and "no input or parameter 'nope'" in err
-    code, _, err = opus(
-        "batch",
-        "append_text",
-        "--server",
-        server.url,
-        "--over",
-        str(tmp_path / "none*"),
-        "--as",
-        "input",
+    assert "no file matches" in refused(
+        "append_text", "--over", str(tmp_path / "none*"), "--as", "input"
     )
-    assert code == 2 and "no file matches" in err
-    code, _, err = opus(
-        "batch",
-        "append_text",
-        "--server",
-        server.url,
-        "--over",
-        str(data[0]),
-        "--as",
-        "input",
-        "input=@-",
+    assert "not for a batch" in refused(
+        "append_text", "--over", str(data), "--as", "input", "text=@-"
     )
-    assert code == 2
-    code, _, err = opus("batch", "--resume", str(tmp_path / "none.json"), "--server", server.url)
-    assert code == 2 and "cannot read the report" in err
+    assert "input is given by each dataset" in refused(
+        "append_text", "--over", str(data), "--as", "input", f"input=@{data}"
+    )
+    assert "cannot read the report" in refused("--resume", str(tmp_path / "none.json"))
 
 
 def test_an_unwritable_report_fails_first_and_a_timeout_stops(

@@ -485,11 +485,20 @@ def test_job_times_written_without_their_fraction_get_it(
     assert earlier == [], "a job is never earlier than its own position"
 
 
-def test_jobs_of_revision_0011_get_no_progress_and_lose_it_on_downgrade(
-    empty_url: str, engines: list[Engine]
+# Revisions that add nullable columns to jobs: the revision before, and the columns.
+NULLABLE_JOB_COLUMNS = [
+    pytest.param("0011", ("progress", "progress_message", "progress_time"), id="0012-progress"),
+    pytest.param("0012", ("source_url", "source_ref", "source_commit"), id="0013-source"),
+]
+
+
+@pytest.mark.parametrize(("before", "columns"), NULLABLE_JOB_COLUMNS)
+def test_jobs_kept_from_before_a_revision_get_its_columns_empty_and_lose_them_on_downgrade(
+    before: str, columns: tuple[str, ...], empty_url: str, engines: list[Engine]
 ) -> None:
-    """0012 adds the three nullable progress columns: a job kept from 0011 has reported
-    nothing; a downgrade drops them and keeps the job."""
+    """0012 adds the job's progress, 0013 its git source, each as three nullable
+    columns: a job kept from the revision before has none; a downgrade drops them and
+    keeps the job."""
     from alembic import command
 
     database = make_url(empty_url).database
@@ -498,7 +507,7 @@ def test_jobs_of_revision_0011_get_no_progress_and_lose_it_on_downgrade(
     engine = engine_of(empty_url, engines)
     now = datetime.now(UTC).replace(tzinfo=None)
     with engine.begin() as conn:
-        command.upgrade(schema.alembic_config(conn), "0011")
+        command.upgrade(schema.alembic_config(conn), before)
         conn.execute(
             text(
                 "INSERT INTO jobs (id, jobname, owner, phase, creation_time, phase_time, "
@@ -508,48 +517,13 @@ def test_jobs_of_revision_0011_get_no_progress_and_lose_it_on_downgrade(
             {"now": now},
         )
     assert schema.upgrade(empty_url) == "0013"
-    progress = (JobRow.progress, JobRow.progress_message, JobRow.progress_time)
+    added = [getattr(JobRow, name) for name in columns]
     with engine.connect() as conn:
-        row = conn.execute(select(JobRow.version, *progress)).one()
+        row = conn.execute(select(JobRow.version, *added)).one()
     assert tuple(row) == (2, None, None, None)
     assert differences(engine) == []
     with engine.begin() as conn:
-        command.downgrade(schema.alembic_config(conn), "0011")
-        columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
-        assert not {"progress", "progress_message", "progress_time"} & columns
-        assert conn.execute(text("SELECT id FROM jobs")).scalars().all() == ["old"]
-
-
-def test_jobs_of_revision_0012_get_no_source_and_lose_it_on_downgrade(
-    empty_url: str, engines: list[Engine]
-) -> None:
-    """0013 adds the three nullable columns of a job's git source: a job kept from 0012
-    has none; a downgrade drops them and keeps the job."""
-    from alembic import command
-
-    database = make_url(empty_url).database
-    if make_url(empty_url).get_backend_name() == "sqlite" and database:
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = engine_of(empty_url, engines)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    with engine.begin() as conn:
-        command.upgrade(schema.alembic_config(conn), "0012")
-        conn.execute(
-            text(
-                "INSERT INTO jobs (id, jobname, owner, phase, creation_time, phase_time, "
-                "execution_duration, token_hash, version) VALUES ('old', 'sleep', "
-                "'anonymous', 'COMPLETED', :now, :now, 60, '', 4)"
-            ),
-            {"now": now},
-        )
-    assert schema.upgrade(empty_url) == "0013"
-    source = (JobRow.source_url, JobRow.source_ref, JobRow.source_commit)
-    with engine.connect() as conn:
-        row = conn.execute(select(JobRow.version, *source)).one()
-    assert tuple(row) == (4, None, None, None)
-    assert differences(engine) == []
-    with engine.begin() as conn:
-        command.downgrade(schema.alembic_config(conn), "0012")
-        columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
-        assert not {"source_url", "source_ref", "source_commit"} & columns
+        command.downgrade(schema.alembic_config(conn), before)
+        kept = {c["name"] for c in inspect(conn).get_columns("jobs")}
+        assert not set(columns) & kept
         assert conn.execute(text("SELECT id FROM jobs")).scalars().all() == ["old"]
