@@ -21,6 +21,8 @@ import pytest
 import webtest
 from lxml import etree
 
+from opus.client import Client as OpusClient
+from opus.client import Source
 from opus.core.access import ANONYMOUS, Caller
 from opus.core.layout import INTERNAL_DIR, RESULTS_DIR, SOURCE_COMMIT_FILE, STATUS_FILE
 from opus.core.phases import Phase
@@ -591,3 +593,8 @@ def test_a_slurm_job_clones_its_source(slurm_source_server: tuple[LiveServer, Re
     assert lines[:2] == ["one", repo.first]
     # The signals reached the server: the commit was known while the job ran.
     assert client.get(f"/rest/code/{job_id}", headers=JSON).json()["source"]["commit"] == repo.first
+    # The client library reads it the same from the JSON and from the UWS XML.
+    expected = Source(repo.url, "v1", repo.first)
+    for json_first in (True, False):
+        opus_client = OpusClient(server.url, json=json_first)
+        assert opus_client.job(f"code/{job_id}").info.source == expected
