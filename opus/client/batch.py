@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from opus.client.api import Client, form_fields
+from opus.client.api import Client, Params, form_fields
 from opus.client.batchreport import (
     BatchError,
     BatchProgress,
@@ -70,6 +70,10 @@ __all__ = [
     "run_batch",
 ]
 
+# The other uploads of every job of a batch: input name → a local path (paths, not open
+# files or bytes as Client.submit takes, since the report records them to resume).
+DatasetFiles = Mapping[str, str | Path] | Iterable[tuple[str, str | Path]]
+
 
 # -- the library's entry points ---------------------------------------------------------
 
@@ -79,8 +83,8 @@ def plan(
     job_type: str,
     datasets: Iterable[str],
     as_input: str,
-    params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
-    files: Mapping[str, str | Path] | Iterable[tuple[str, str | Path]] | None = None,
+    params: Params | None = None,
+    files: DatasetFiles | None = None,
     *,
     run_id: str | None = None,
     execution_duration: int | None = None,
@@ -124,8 +128,8 @@ def run_batch(
     job_type: str,
     datasets: Iterable[str],
     as_input: str,
-    params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
-    files: Mapping[str, str | Path] | Iterable[tuple[str, str | Path]] | None = None,
+    params: Params | None = None,
+    files: DatasetFiles | None = None,
     *,
     parallel: int = DEFAULT_PARALLEL,
     report_path: str | Path | None = None,
